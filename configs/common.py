@@ -1,0 +1,45 @@
+"""Defaults shared by the TUFA configs (imported by each config file)."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict(dict(
+      name='tufa', variant='S/16', decoder_layers=6, decoder_heads=6,
+      decoder_mlp=1536, head_hidden=256, pos_resize='dino', pos_init='random',
+      prompt_temperature=10000.0, dtype='float32'))
+
+  c.data = ml_collections.ConfigDict()
+  c.data.image_size = 256
+  c.data.num_anchors = 24  # N_a: 25% of 98 (thesis §6.2.1)
+  c.data.mask_invisible = False  # loss weight 0 on self-occluded points
+  c.data.mean_shape_samples = 512
+  c.data.workers = 0  # grain worker processes (0: decode in-process)
+  c.data.threads = 1
+  c.data.train = ml_collections.ConfigDict()
+  c.data.eval = ml_collections.ConfigDict()
+
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=16, steps=1000, log_every=10, checkpoint_every=500,
+      keep_checkpoints=3))
+
+  c.optim = ml_collections.ConfigDict(dict(
+      name='adamw', lr=5e-5, b1=0.9, b2=0.999, weight_decay=1e-4,
+      warmup_steps=0, decay_at=(0.8, 0.9), decay_factor=0.1, grad_clip=0.0))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      batch_size=32, normaliser='inter_ocular', fr_alpha=0.1, overlays=8))
+  return c
+
+
+def synthetic(layout, size, seed, **kw):
+  return ml_collections.ConfigDict(dict(source='synthetic', layout=layout,
+                                        size=size, seed=seed, **kw))
+
+
+def tfds(name, layout, split, **kw):
+  return ml_collections.ConfigDict(dict(source='tfds', tfds_name=name,
+                                        layout=layout, split=split, **kw))

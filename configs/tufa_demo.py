@@ -1,0 +1,51 @@
+r"""TUFA, tiny, on jaxlm's synthetic faces: the `make demo` run.
+
+  jaxlm train --config configs/tufa_demo.py --workdir workdirs/demo --eval
+
+Trains a tiny TUFA (ViT Ti/16 with 4 blocks, 3 decoder layers) on three
+synthetic datasets at once (syn98, syn68, syn29: the index schemes of WFLW,
+300W and COFW, each with its own annotation convention, one semantic
+alignment table each), then evaluates on held-out faces of each, and
+zero-shot on syn19 (AFLW-19's scheme), a layout never trained on.
+
+Expected on a 2-core CPU (about 6 minutes of training): inter-ocular NME
+about 9-12% on the trained layouts against about 35-45% for the mean shape,
+and zero-shot syn19 NME well below its mean-shape NME.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import base_config, synthetic  # noqa: E402
+
+
+def get_config(arg=None):
+  del arg
+  c = base_config()
+  c.model.variant = 'Ti/16:depth=4'
+  c.model.decoder_layers = 3
+  c.model.decoder_heads = 6
+  c.model.decoder_mlp = 768
+  c.model.pos_init = 'sincos'  # no DINO weights: start with a spatial prior
+
+  c.data.train.syn98 = synthetic('syn98', 1_000_000, seed=1)
+  c.data.train.syn68 = synthetic('syn68', 1_000_000, seed=2)
+  c.data.train.syn29 = synthetic('syn29', 1_000_000, seed=3)
+  c.data.eval.syn98 = synthetic('syn98', 256, seed=101, prompts='syn98')
+  c.data.eval.syn68 = synthetic('syn68', 256, seed=102, prompts='syn68')
+  c.data.eval.syn29 = synthetic('syn29', 256, seed=103, prompts='syn29')
+  c.data.eval.syn19_zero_shot = synthetic('syn19', 256, seed=104,
+                                          prompts='mean_shape')
+  c.data.threads = 2
+
+  c.train.batch_size = 16
+  c.train.steps = 1200
+  c.train.log_every = 10
+  c.train.checkpoint_every = 300
+
+  c.optim.lr = 6e-4
+  c.optim.weight_decay = 1e-4
+  c.optim.warmup_steps = 100
+  c.optim.grad_clip = 1.0
+  return c

@@ -1,0 +1,196 @@
+"""The `jaxlm` command: train, eval, predict, synth.
+
+Each subcommand parses its arguments and calls one library function. Errors
+meant for the user (JaxlmError) print one `error: ...` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from jaxlm.errors import JaxlmError
+
+log = logging.getLogger('jaxlm')
+
+
+def _setup_logging():
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter('[jaxlm] %(message)s'))
+  log.addHandler(handler)
+  log.setLevel(logging.INFO)
+  log.propagate = False
+  logging.getLogger('absl').setLevel(logging.ERROR)
+  for name in ('orbax', 'grain', 'jax._src.xla_bridge'):
+    logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _load(args, extra):
+  from jaxlm import config as config_lib
+  cfg = config_lib.load_config(args.config)
+  config_lib.apply_overrides(cfg, config_lib.parse_override_args(extra))
+  return config_lib.validate(cfg)
+
+
+def cmd_train(args, extra):
+  from jaxlm.train.loop import train
+  cfg = _load(args, extra)
+  out = train(cfg, args.workdir, progress=not args.no_progress)
+  log.info('trained to step %d: %s', out['step'],
+           ', '.join(f'{k} {v:.4g}' for k, v in out.items() if k != 'step'))
+  if args.eval:
+    args.checkpoint, args.config = None, None
+    cmd_eval(args, [])
+
+
+def cmd_eval(args, extra):
+  from jaxlm import config as config_lib
+  from jaxlm import evaluate
+  from jaxlm.predict import Predictor
+  target = args.checkpoint or args.workdir
+  if not target:
+    raise JaxlmError('eval needs --workdir DIR or --checkpoint CKPT')
+  pred = Predictor(target)
+  cfg = pred.config
+  if args.config:  # evaluate the given config's eval datasets
+    new = config_lib.load_config(args.config)
+    cfg.data.eval, cfg.eval = new.data.eval, new.eval
+  config_lib.apply_overrides(cfg, config_lib.parse_override_args(extra))
+  out_dir = Path(args.out or Path(args.workdir or target) / 'eval')
+  results = evaluate.evaluate(cfg, pred.model, pred.variables, pred.datasets,
+                              out_dir, progress=not args.no_progress)
+  print(evaluate.format_report(results))
+  log.info('step %d; wrote %s (per-dataset JSON, ced.png, overlays, '
+           'report.md)', pred.step, out_dir)
+
+
+def _parse_box(text):
+  try:
+    box = [float(v) for v in text.split(',')]
+  except ValueError:
+    box = []
+  if len(box) != 4:
+    raise JaxlmError(f'--box {text!r}: expected x0,y0,x1,y1')
+  return box
+
+
+def cmd_predict(args, extra):
+  del extra
+  from jaxlm import plots
+  from jaxlm.predict import Predictor, load_image
+  target = args.checkpoint or args.workdir
+  if not target:
+    raise JaxlmError('predict needs --workdir DIR or --checkpoint CKPT')
+  if args.crop not in ('face', 'none'):
+    raise JaxlmError(f'--crop {args.crop!r}: expected "face" or "none"')
+  image = load_image(args.image)
+  box = _parse_box(args.box) if args.box else None
+  pred = Predictor(target)
+  prompts = pred.prompts(args.layout or pred.datasets[0][0])
+  points, _ = pred(image, prompts, box=box, crop=args.crop == 'face')
+  if args.out:
+    plots.save_rgb(args.out, plots.draw_landmarks(image, points))
+    log.info('wrote %s', args.out)
+  result = dict(image=str(args.image), num_points=len(points),
+                landmarks=points.round(2).tolist(), box=box, crop=args.crop)
+  if args.json:
+    Path(args.json).write_text(json.dumps(result, indent=1))
+    log.info('wrote %s', args.json)
+  if not args.out and not args.json:
+    print(json.dumps(result))
+
+
+def cmd_synth(args, extra):
+  del extra
+  from jaxlm import plots
+  from jaxlm.data.synthetic import SyntheticFaces
+  ds = SyntheticFaces(args.layout, args.start + args.num, seed=args.seed,
+                      image_size=args.size)
+  out = Path(args.out)
+  tiles = []
+  for i in range(args.start, args.start + args.num):
+    s = ds[i]
+    tiles.append(plots.draw_landmarks(s['image'], s['landmarks'],
+                                      visible=s['visible'])
+                 if args.landmarks else s['image'])
+  if out.suffix.lower() == '.png' and args.num > 1:
+    plots.save_rgb(out, plots.tile(tiles, cols=min(args.num, 4)))
+  elif out.suffix.lower() == '.png':
+    plots.save_rgb(out, tiles[0])
+  else:
+    out.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(tiles):
+      plots.save_rgb(out / f'{args.layout}_{args.start + i:05d}.png', t)
+  log.info('wrote %s', out)
+
+
+def build_parser():
+  p = argparse.ArgumentParser(
+      prog='jaxlm', description='Facial landmark detection in JAX (TUFA).')
+  sub = p.add_subparsers(dest='command', required=True)
+
+  t = sub.add_parser('train', help='train a config (resumes automatically)')
+  t.add_argument('--config', required=True, help='configs/X.py[:arg]')
+  t.add_argument('--workdir', required=True)
+  t.add_argument('--eval', action='store_true',
+                 help='evaluate the final checkpoint afterwards')
+  t.add_argument('--out', default=None, help=argparse.SUPPRESS)
+  t.set_defaults(fn=cmd_train)
+
+  e = sub.add_parser('eval', help='evaluate a checkpoint')
+  e.add_argument('--workdir')
+  e.add_argument('--checkpoint')
+  e.add_argument('--config', help='take eval datasets from this config')
+  e.add_argument('--out', help='output dir (default WORKDIR/eval)')
+  e.set_defaults(fn=cmd_eval)
+
+  r = sub.add_parser('predict', help='landmarks of one image')
+  r.add_argument('--workdir')
+  r.add_argument('--checkpoint')
+  r.add_argument('--image', required=True)
+  r.add_argument('--box', help='x0,y0,x1,y1 face box in image pixels')
+  r.add_argument('--crop', default='face', help='"face" (default) or "none"')
+  r.add_argument('--layout', help='training dataset/layout, or prompts.npy')
+  r.add_argument('--out', help='overlay PNG')
+  r.add_argument('--json', help='landmarks JSON')
+  r.set_defaults(fn=cmd_predict)
+
+  s = sub.add_parser('synth', help='render synthetic faces')
+  s.add_argument('--layout', default='syn98')
+  s.add_argument('--num', type=int, default=16)
+  s.add_argument('--start', type=int, default=0)
+  s.add_argument('--seed', type=int, default=0)
+  s.add_argument('--size', type=int, default=256, help='image side (pixels)')
+  s.add_argument('--landmarks', action='store_true')
+  s.add_argument('--out', required=True, help='a .png (grid) or a folder')
+  s.set_defaults(fn=cmd_synth)
+
+  for sp in (t, e, r, s):
+    sp.add_argument('--no-progress', action='store_true',
+                    default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
+  return p
+
+
+def main(argv=None):
+  _setup_logging()
+  parser = build_parser()
+  args, extra = parser.parse_known_args(argv)
+  if extra and args.command not in ('train', 'eval'):
+    parser.error(f'unrecognised arguments: {" ".join(extra)}')
+  try:
+    args.fn(args, extra)
+  except JaxlmError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,166 @@
+"""Config loading, command-line overrides and validation.
+
+A config is a Python file with `get_config(arg=None)` returning an
+`ml_collections.ConfigDict` (big_vision style). `configs/x.py:arg` passes
+`arg`. Overrides are `--config.key.sub=value`; the value is parsed as the
+type of the existing field, and unknown keys or wrong types are errors that
+name the key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import os
+
+import ml_collections
+
+from jaxlm.errors import JaxlmError
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path.py` or `path.py:arg`."""
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise JaxlmError(f'config file not found: {path}')
+  module_spec = importlib.util.spec_from_file_location('_jaxlm_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # the config file itself is broken
+    raise JaxlmError(f'config file {path} failed to load: '
+                     f'{type(e).__name__}: {e}') from e
+  if not hasattr(module, 'get_config'):
+    raise JaxlmError(f'config file {path} has no get_config() function')
+  cfg = module.get_config(arg) if arg else module.get_config()
+  if not isinstance(cfg, ml_collections.ConfigDict):
+    raise JaxlmError(f'{path}: get_config() must return a ConfigDict')
+  return cfg
+
+
+def _parse_value(key: str, text: str, current):
+  def literal():
+    try:
+      return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      return text  # a bare string
+
+  if isinstance(current, bool):
+    low = text.lower()
+    if low in ('true', '1', 'yes'):
+      return True
+    if low in ('false', '0', 'no'):
+      return False
+    raise JaxlmError(f'config key {key}: expected a bool, got {text!r}')
+  if isinstance(current, int):
+    try:
+      return int(text)
+    except ValueError:
+      raise JaxlmError(f'config key {key}: expected an int, got {text!r}') \
+          from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise JaxlmError(f'config key {key}: expected a float, got {text!r}') \
+          from None
+  if isinstance(current, str):
+    return text
+  value = literal()
+  if isinstance(current, (tuple, list)):
+    if not isinstance(value, (tuple, list)):
+      value = (value,)
+    return type(current)(value)
+  return value
+
+
+def _lookup(cfg, key: str):
+  parts = key.split('.')
+  node = cfg
+  for i, part in enumerate(parts[:-1]):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      raise _unknown(cfg, '.'.join(parts[:i + 1]), node)
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict) or parts[-1] not in node:
+    raise _unknown(cfg, key, node)
+  return node, parts[-1]
+
+
+def _unknown(cfg, key, node):
+  known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) \
+      else []
+  hint = difflib.get_close_matches(key.split('.')[-1], known, n=1)
+  msg = f'unknown config key {key!r}'
+  if hint:
+    msg += f' (did you mean {".".join(key.split(".")[:-1] + hint)!r}?)'
+  elif known:
+    msg += f'; known keys here: {", ".join(known)}'
+  return JaxlmError(msg)
+
+
+def apply_overrides(cfg, overrides: dict[str, str]):
+  """Applies {'model.variant': 'S/8', ...} in place; returns cfg."""
+  for key, text in overrides.items():
+    node, leaf = _lookup(cfg, key)
+    current = node[leaf]
+    if isinstance(current, ml_collections.ConfigDict):
+      raise JaxlmError(f'config key {key} is a group; set one of its keys: '
+                       f'{", ".join(current.keys())}')
+    value = _parse_value(key, text, current)
+    try:
+      node[leaf] = value
+    except TypeError as e:
+      raise JaxlmError(f'config key {key}: {e}') from None
+  return cfg
+
+
+def parse_override_args(args: list[str]) -> dict[str, str]:
+  """['--config.a=1', '--config.b', '2'] -> {'a': '1', 'b': '2'}."""
+  out, i = {}, 0
+  while i < len(args):
+    a = args[i]
+    if not a.startswith('--config.'):
+      raise JaxlmError(f'unrecognised argument {a!r} (overrides look like '
+                       f'--config.train.steps=100)')
+    body = a[len('--config.'):]
+    if '=' in body:
+      k, v = body.split('=', 1)
+    elif i + 1 < len(args):
+      k, v = body, args[i + 1]
+      i += 1
+    else:
+      raise JaxlmError(f'override {a} has no value')
+    out[k] = v
+    i += 1
+  return out
+
+
+def to_json(cfg) -> str:
+  return cfg.to_json_best_effort(indent=2, sort_keys=False)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(json.loads(text))
+
+
+_REQUIRED = ('seed', 'model.name', 'model.variant', 'data.image_size',
+             'data.num_anchors', 'data.train', 'train.batch_size',
+             'train.steps', 'optim.lr')
+
+
+def validate(cfg):
+  """Checks the keys every command needs; raises JaxlmError naming one."""
+  for key in _REQUIRED:
+    node = cfg
+    for part in key.split('.'):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise JaxlmError(f'config is missing required key {key!r}')
+      node = node[part]
+  if not len(cfg.data.train):
+    raise JaxlmError('config key data.train: no training dataset')
+  if cfg.train.batch_size < 1 or cfg.train.steps < 1:
+    raise JaxlmError('config keys train.batch_size and train.steps must be '
+                     'positive')
+  return cfg

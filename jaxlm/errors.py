@@ -1,0 +1,5 @@
+"""The one exception type the CLI turns into a single `error: ...` line."""
+
+
+class JaxlmError(Exception):
+  """A user-facing error: bad config, bad input file, missing checkpoint."""

@@ -1,0 +1,103 @@
+"""TUFA: task-agnostic unified face alignment (thesis ch. 6).
+
+image -> ViT encoder -> patch tokens F, position embedding P
+anchors (mean shape + semantic alignment, or any prompt shape) ->
+structure prompts E -> prompt decoder(F, P, E) -> MLP -> coordinates.
+
+Coordinates in and out are [0, 1] crop units (pixel / input size); the head
+regresses *absolute* positions from every decoder layer.
+
+Two ways to give the anchors:
+  * `point_index` (B, N) int: global indices into the training datasets'
+    aligned mean shapes (training, and evaluation on a training layout);
+  * `prompts` (B, N, 2): any shape on the plane (zero-shot detection).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxlm.models.attention import dense_init
+from jaxlm.models.prompt_decoder import PromptDecoder
+from jaxlm.models.semantic_alignment import SemanticAlignment
+from jaxlm.models.structure_prompt import encode_prompts
+from jaxlm.models.vit import ViT, decode_variant
+
+
+class CoordinateHead(nn.Module):
+  """Linear(C -> hidden) -> ReLU -> Linear(hidden -> 2)."""
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Dense(self.hidden, kernel_init=dense_init, name='fc1')(x))
+    # Bias at the crop centre: untrained models start at the mean position.
+    return nn.Dense(2, kernel_init=dense_init,
+                    bias_init=nn.initializers.constant(0.5), name='fc2')(x)
+
+
+class TUFA(nn.Module):
+  """TUFA with a DINO ViT encoder.
+
+  Attributes:
+    variant: ViT variant, e.g. 'S/16', 'S/8', 'Ti/16:depth=4'.
+    datasets: ((name, num_points), ...) training datasets, one semantic
+      alignment table each.
+    decoder_layers, decoder_heads, decoder_mlp: prompt decoder size (its width
+      is the encoder's).
+    head_hidden: hidden width of the coordinate MLP.
+    pos_resize: how the ViT resizes its position embedding ('dino', 'size').
+    pos_init: initial ViT position embedding, 'random' or 'sincos'.
+    prompt_temperature: tau of Eq. 6.1-6.2 (10000 in the thesis); also used
+      by the 'sincos' position-embedding init.
+    dtype: compute dtype (parameters stay float32; outputs are float32).
+  """
+  variant: str = 'S/16'
+  datasets: tuple[tuple[str, int], ...] = (('wflw', 98),)
+  decoder_layers: int = 6
+  decoder_heads: int = 6
+  decoder_mlp: int = 1536
+  head_hidden: int = 256
+  pos_resize: str = 'dino'
+  pos_init: str = 'random'
+  prompt_temperature: float = 10000.0
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    self.width = decode_variant(self.variant)['width']
+    self.encoder = ViT(self.variant, pos_resize=self.pos_resize,
+                       pos_init=self.pos_init,
+                       pos_temperature=self.prompt_temperature,
+                       dtype=self.dtype)
+    self.alignment = SemanticAlignment(self.datasets)
+    self.decoder = PromptDecoder(self.decoder_layers, self.decoder_heads,
+                                 self.decoder_mlp, 0.0, self.dtype)
+    self.head = CoordinateHead(self.head_hidden)
+
+  def __call__(self, images, prompts=None, *, point_index=None,
+               train: bool = False):
+    """Landmarks (num_layers, B, N, 2) in [0, 1] crop units.
+
+    Args:
+      images: (B, H, W, 3) RGB in [0, 255].
+      prompts: (B, N, 2) or (N, 2) anchors in [0, 1] crop units, or None.
+      point_index: (B, N) global point indices of aligned training anchors,
+        used when `prompts` is None.
+      train: unused by TUFA (no dropout), kept for a uniform model API.
+    """
+    del train
+    if (prompts is None) == (point_index is None):
+      raise ValueError('give exactly one of prompts and point_index')
+    if prompts is None:
+      prompts = self.alignment(point_index)
+    if prompts.ndim == 2:
+      prompts = jnp.broadcast_to(prompts, (images.shape[0],) + prompts.shape)
+    memory, pos = self.encoder(images)
+    emb = encode_prompts(prompts, self.width, self.prompt_temperature)
+    feats = self.decoder(memory, pos, emb)
+    return self.head(feats.astype(jnp.float32))
+
+  def dataset_prompts(self, name: str):
+    """(N, 2) aligned mean shape of training dataset `name`."""
+    return self.alignment.dataset_anchors(name)

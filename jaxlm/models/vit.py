@@ -1,0 +1,209 @@
+"""DINO-style Vision Transformer encoder (TUFA's image encoder, thesis §6.2.1).
+
+Matches facebookresearch/dino's `VisionTransformer` (and timm's
+`vit_small_patch16_224`): patch-embedding convolution, CLS token, learned
+absolute position embedding stored for a 224x224 input, pre-norm blocks with
+one fused qkv projection (with bias), exact GELU, LayerNorm eps 1e-6, final
+LayerNorm. For other input sizes the patch part of the position embedding is
+resized bicubically (PyTorch's bicubic kernel, A = -0.75, so converted
+checkpoints reproduce the reference numbers).
+
+Input: images (B, H, W, 3), RGB in [0, 255]; normalised here with the
+ImageNet mean/std DINO was trained with. Output: patch tokens after the final
+norm (B, h*w, C) with the CLS token dropped, and the resized position
+embedding of the patch tokens (1, h*w, C), which TUFA's decoder adds to its
+cross-attention keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlm.models.attention import attend, dense_init
+from jaxlm.models.structure_prompt import encode_prompts
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# width, depth, heads, mlp
+_SIZES = {
+    'Ti': (192, 12, 3, 768),
+    'S': (384, 12, 6, 1536),
+    'B': (768, 12, 12, 3072),
+}
+
+
+def decode_variant(variant: str) -> dict:
+  """'S/16' -> dict(width=384, depth=12, num_heads=6, mlp_dim=1536, patch=16).
+
+  Overrides may follow a colon, e.g. 'Ti/16:depth=4' for the tiny demo model.
+  """
+  m = re.fullmatch(r'(Ti|S|B)/(\d+)((?::\w+=\d+)*)', variant)
+  if not m:
+    raise ValueError(f'unknown ViT variant {variant!r}; expected e.g. "S/16", '
+                     f'"S/8", "B/16" or "Ti/16:depth=4" (sizes: '
+                     f'{", ".join(_SIZES)})')
+  width, depth, heads, mlp = _SIZES[m.group(1)]
+  out = dict(width=width, depth=depth, num_heads=heads, mlp_dim=mlp,
+             patch=int(m.group(2)))
+  for kv in filter(None, m.group(3).split(':')):
+    k, v = kv.split('=')
+    if k not in out:
+      raise ValueError(f'unknown ViT variant override {k!r} in {variant!r}')
+    out[k] = int(v)
+  return out
+
+
+def _cubic(x, a=-0.75):
+  x = np.abs(x)
+  return np.where(
+      x <= 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+      np.where(x < 2, ((a * x - 5 * a) * x + 8 * a) * x - 4 * a, 0.0))
+
+
+@functools.lru_cache(maxsize=64)
+def bicubic_matrix(n_in: int, n_out: int, scale: float | None = None):
+  """(n_out, n_in) matrix of PyTorch's bicubic resize along one axis.
+
+  As `torch.nn.functional.interpolate(mode='bicubic', align_corners=False)`:
+  source coordinate scale * (i + 0.5) - 0.5, four taps clamped at the border.
+  `scale` is input pixels per output pixel; by default n_in / n_out (the
+  `size=` call), DINO passes a `scale_factor`, making it n_in / (n_out + 0.1).
+  """
+  scale = n_in / n_out if scale is None else scale
+  src = scale * (np.arange(n_out) + 0.5) - 0.5
+  base = np.floor(src)
+  t = src - base
+  m = np.zeros((n_out, n_in))
+  for k, w in enumerate([_cubic(t + 1), _cubic(t), _cubic(1 - t),
+                         _cubic(2 - t)]):
+    idx = np.clip(base.astype(int) - 1 + k, 0, n_in - 1)
+    np.add.at(m, (np.arange(n_out), idx), w)
+  return m.astype(np.float32)
+
+
+def resize_pos_embed(grid, out_hw, mode: str = 'dino'):
+  """Resizes a (h, w, C) position-embedding grid to out_hw bicubically.
+
+  mode 'dino': DINO v1's `interpolate_pos_encoding` (scale_factor with its
+  +0.1 offset); 'size': resize to the target size (timm, transformers).
+  Returns the grid unchanged when the size already matches (as DINO does).
+  """
+  h, w, _ = grid.shape
+  oh, ow = out_hw
+  if (h, w) == (oh, ow):
+    return grid
+  if mode == 'dino':
+    my = bicubic_matrix(h, oh, h / (oh + 0.1))
+    mx = bicubic_matrix(w, ow, w / (ow + 0.1))
+  elif mode == 'size':
+    my, mx = bicubic_matrix(h, oh), bicubic_matrix(w, ow)
+  else:
+    raise ValueError(f'unknown pos-embed resize mode {mode!r}')
+  return jnp.einsum('yh,hwc,xw->yxc', my, grid, mx)
+
+
+def gelu(x):
+  """Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), PyTorch's nn.GELU formula.
+
+  The same function as `jax.nn.gelu(approximate=False)`, whose erfc form
+  makes XLA's CPU backward pass about 2x slower for the ViT MLP.
+  """
+  return 0.5 * x * (1.0 + jax.lax.erf(x * np.float32(1 / np.sqrt(2))))
+
+
+def normalize_images(images, dtype=jnp.float32):
+  """RGB in [0, 255] (uint8 or float) -> ImageNet-normalised float."""
+  x = images.astype(jnp.float32) / 255.0
+  x = (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+  return x.astype(dtype)
+
+
+class Block(nn.Module):
+  """Pre-norm ViT block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+  num_heads: int
+  mlp_dim: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    c = x.shape[-1]
+    ln = lambda name: nn.LayerNorm(1e-6, dtype=self.dtype, name=name)
+    dense = lambda n, name: nn.Dense(n, dtype=self.dtype,
+                                     kernel_init=dense_init, name=name)
+    y = ln('norm1')(x)
+    q, k, v = jnp.split(dense(3 * c, 'qkv')(y), 3, axis=-1)
+    x = x + dense(c, 'proj')(attend(q, k, v, self.num_heads))
+    y = ln('norm2')(x)
+    y = gelu(dense(self.mlp_dim, 'fc1')(y))
+    return x + dense(c, 'fc2')(y)
+
+
+def sincos_pos_embed_init(grid: int, temperature: float = 10000.0):
+  """Initialiser of a (1, 1 + grid^2, C) position embedding with the
+  structure-prompt encoding (Eq. 6.1-6.3) of each patch centre.
+
+  A from-scratch aid: the decoder's prompts and its cross-attention keys then
+  start in one coordinate system. DINO weights replace it when converted.
+  """
+
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    c = shape[-1]
+    centres = (jnp.arange(grid) + 0.5) / grid
+    yy, xx = jnp.meshgrid(centres, centres, indexing='ij')
+    pe = encode_prompts(jnp.stack([xx, yy], -1).reshape(-1, 2), c,
+                        temperature)
+    return jnp.concatenate([jnp.zeros((1, c)), pe])[None].astype(dtype)
+
+  return init
+
+
+class ViT(nn.Module):
+  """DINO ViT returning (patch tokens, patch position embedding).
+
+  pos_init: 'random' (truncated normal, as DINO) or 'sincos' (see
+  `sincos_pos_embed_init`); only matters when not loading weights.
+  """
+  variant: str = 'S/16'
+  pretrain_size: int = 224
+  pos_resize: str = 'dino'
+  pos_init: str = 'random'
+  pos_temperature: float = 10000.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images):
+    cfg = decode_variant(self.variant)
+    c, p = cfg['width'], cfg['patch']
+    b, hh, ww, _ = images.shape
+    if hh % p or ww % p:
+      raise ValueError(f'input {hh}x{ww} is not a multiple of patch {p}')
+    x = normalize_images(images, self.dtype)
+    x = nn.Conv(c, (p, p), strides=(p, p), padding='VALID', dtype=self.dtype,
+                name='patch_embed')(x)
+    gh, gw = hh // p, ww // p
+    x = x.reshape(b, gh * gw, c)
+    g0 = self.pretrain_size // p
+    if self.pos_init not in ('random', 'sincos'):
+      raise ValueError(f'unknown pos_init {self.pos_init!r}')
+    pos_init = (sincos_pos_embed_init(g0, self.pos_temperature)
+                if self.pos_init == 'sincos' else dense_init)
+    pos = self.param('pos_embed', pos_init, (1, 1 + g0 * g0, c))
+    cls = self.param('cls_token', dense_init, (1, 1, c))
+    patch_pos = resize_pos_embed(pos[0, 1:].reshape(g0, g0, c), (gh, gw),
+                                 self.pos_resize).reshape(1, gh * gw, c)
+    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(x.dtype), x],
+                        axis=1)
+    x = x + jnp.concatenate([pos[:, :1], patch_pos], axis=1).astype(x.dtype)
+    for i in range(cfg['depth']):
+      x = Block(cfg['num_heads'], cfg['mlp_dim'], self.dtype,
+                name=f'blocks_{i}')(x)
+    x = nn.LayerNorm(1e-6, dtype=self.dtype, name='norm')(x)
+    return x[:, 1:], patch_pos

@@ -1,0 +1,69 @@
+"""Report figures: CED curves and landmark overlays (PNG)."""
+
+from __future__ import annotations
+
+import cv2
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxlm import metrics  # noqa: E402
+
+
+def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
+  """Writes a CED plot of {label: per-sample NMEs} to `path`."""
+  fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+  for label, nmes in curves.items():
+    nmes = np.asarray(nmes)
+    nmes = nmes[np.isfinite(nmes)]
+    grid, frac = metrics.ced(nmes, alpha)
+    ax.plot(grid * 100, frac,
+            label=f'{label} (AUC {metrics.auc(nmes, alpha):.3f})')
+  ax.set_xlabel('NME (%)')
+  ax.set_ylabel('fraction of test faces')
+  ax.set_xlim(0, alpha * 100)
+  ax.set_ylim(0, 1)
+  ax.grid(alpha=0.3)
+  ax.set_title(title)
+  ax.legend(loc='lower right', fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def draw_landmarks(image_rgb, points, colour=(0, 255, 0), gt=None,
+                   visible=None, radius=None):
+  """Returns a copy of image_rgb with points (and optionally gt) drawn.
+
+  points/gt: (N, 2) pixels. Invisible points (visible False) are hollow.
+  """
+  img = np.ascontiguousarray(image_rgb).copy()
+  r = radius or max(1, round(min(img.shape[:2]) / 160))
+  if gt is not None:
+    for x, y in np.asarray(gt):
+      cv2.circle(img, (int(round(x)), int(round(y))), r, (255, 60, 60), -1,
+                 cv2.LINE_AA)
+  for i, (x, y) in enumerate(np.asarray(points)):
+    filled = -1 if visible is None or visible[i] else 1
+    cv2.circle(img, (int(round(x)), int(round(y))), r, colour, filled,
+               cv2.LINE_AA)
+  return img
+
+
+def tile(images, cols=4):
+  """Grid of equally sized RGB images."""
+  images = list(images)
+  h, w = images[0].shape[:2]
+  rows = -(-len(images) // cols)
+  out = np.zeros((rows * h, cols * w, 3), np.uint8)
+  for i, im in enumerate(images):
+    r, c = divmod(i, cols)
+    out[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
+  return out
+
+
+def save_rgb(path, image_rgb):
+  if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1])):
+    raise OSError(f'could not write image {path}')

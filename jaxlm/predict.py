@@ -1,0 +1,110 @@
+"""Image -> face box -> crop -> TUFA -> landmarks in image pixels -> overlay.
+
+Face box: given (`box`), or the largest face found by OpenCV's bundled Haar
+cascade. The crop is the official rule's square (1.2x the box's longer side)
+resized to the model input; `crop=False` treats the image itself as the
+model input (resized to the input size if needed). Prompts: a training
+dataset's aligned mean shape (`layout` names the dataset or its layout), or
+an (N, 2) array of anchors in [0, 1] crop units (zero-shot).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import jax
+import numpy as np
+
+from jaxlm import models
+from jaxlm.data import crop as crop_lib
+from jaxlm.errors import JaxlmError
+from jaxlm.train.checkpoint import check_variables, load_for_inference
+from jaxlm.train.step import make_dataset_prompts, make_predict
+
+
+def load_image(path) -> np.ndarray:
+  """RGB uint8 image, or JaxlmError naming the file."""
+  path = Path(path)
+  if not path.is_file():
+    raise JaxlmError(f'image not found: {path}')
+  data = np.fromfile(path, np.uint8)
+  img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+  if img is None:
+    raise JaxlmError(f'cannot decode {path} as an image')
+  return img[..., ::-1].copy()
+
+
+def detect_face(image_rgb) -> tuple[float, float, float, float]:
+  """Largest frontal face (x0, y0, x1, y1) by OpenCV's Haar cascade."""
+  xml = os.path.join(cv2.data.haarcascades,
+                     'haarcascade_frontalface_default.xml')
+  cascade = cv2.CascadeClassifier(xml)
+  if cascade.empty():
+    raise JaxlmError(f'cannot load the OpenCV face cascade {xml}; pass --box')
+  grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+  faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                   minSize=(24, 24))
+  if len(faces) == 0:
+    raise JaxlmError('no face found by the OpenCV cascade; pass --box '
+                     'x0,y0,x1,y1 or --crop none')
+  x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+  return float(x), float(y), float(x + w), float(y + h)
+
+
+class Predictor:
+  """A loaded model that maps images to landmarks."""
+
+  def __init__(self, checkpoint):
+    self.config, self.datasets, variables, self.step = load_for_inference(
+        checkpoint)
+    self.model = models.build(self.config.model, self.datasets)
+    size = self.config.data.image_size
+    expected = jax.eval_shape(
+        self.model.init, jax.random.key(0),
+        np.zeros((1, size, size, 3), np.uint8),
+        point_index=np.zeros((1, 1), np.int32))
+    check_variables(expected, variables, f'checkpoint {checkpoint}')
+    self.variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
+    self.size = size
+    self._predict = jax.jit(make_predict(self.model))
+
+  def prompts(self, layout_or_file):
+    """Anchors (N, 2) from a training dataset/layout name or a .npy file."""
+    names = [d for d, _ in self.datasets]
+    spec = str(layout_or_file)
+    if spec.endswith('.npy'):
+      try:
+        p = np.load(spec, allow_pickle=False)
+      except (OSError, ValueError) as e:
+        raise JaxlmError(f'cannot read prompt file {spec}: {e}') from None
+      if p.ndim != 2 or p.shape[1] != 2 or not len(p):
+        raise JaxlmError(f'prompt file {spec} has shape {p.shape}; expected '
+                         f'(N, 2) anchors in [0, 1] crop units')
+      if not np.all(np.isfinite(p)):
+        raise JaxlmError(f'prompt file {spec} has non-finite values')
+      return p.astype(np.float32)
+    layouts = {d: self.config.data.train[d].layout for d in names}
+    match = [d for d in names if spec in (d, layouts[d])]
+    if not match:
+      raise JaxlmError(f'--layout {spec!r}: not a training dataset or layout '
+                       f'of this model ({", ".join(names)}); pass an (N, 2) '
+                       f'.npy prompt file for other shapes')
+    return np.asarray(make_dataset_prompts(self.model)(self.variables,
+                                                       match[0]))
+
+  def __call__(self, image_rgb, prompts, box=None, crop=True):
+    """Landmarks (N, 2) in image pixels, and the image->crop affine used."""
+    h, w = image_rgb.shape[:2]
+    if crop:
+      if box is None:
+        box = detect_face(image_rgb)
+      crop_lib.check_box(box, w, h)
+      m = crop_lib.square_crop_affine(box, self.size)
+    else:
+      m = np.array([[self.size / w, 0, 0], [0, self.size / h, 0]])
+    x = crop_lib.warp(image_rgb, m, self.size)
+    pred = np.asarray(self._predict(self.variables, x[None], prompts))[0]
+    pts = crop_lib.apply_affine(crop_lib.invert_affine(m), pred * self.size)
+    return pts.astype(np.float32), m

@@ -1,0 +1,158 @@
+"""The training loop: progress, logging, checkpoints, automatic resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import tqdm
+
+from jaxlm import models
+from jaxlm.config import to_json, validate
+from jaxlm.data import pipeline
+from jaxlm.errors import JaxlmError
+from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
+from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm.train.state import create_state, make_optimizer
+from jaxlm.train.step import batch_to_device, make_train_step
+
+log = logging.getLogger('jaxlm')
+
+
+class MetricWriter:
+  """Scalars to TensorBoard event files and to `metrics.jsonl`."""
+
+  def __init__(self, workdir):
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(str(Path(workdir) / 'tb'))
+    self.jsonl = open(Path(workdir) / 'metrics.jsonl', 'a')
+
+  def write(self, step: int, scalars: dict):
+    for k, v in scalars.items():
+      self.tb.add_scalar(k, float(v), step)
+    self.jsonl.write(json.dumps({'step': step, **{k: float(v) for k, v in
+                                                  scalars.items()}}) + '\n')
+    self.jsonl.flush()
+
+  def close(self):
+    self.tb.close()
+    self.jsonl.close()
+
+
+def mean_shapes(specs, num: int, image_size: int) -> dict[str, np.ndarray]:
+  """Each training dataset's mean shape in [0, 1] crop units."""
+  out = {}
+  for s in specs:
+    n = min(num, len(s.source))
+    get = getattr(s.source, 'landmarks', None) or (
+        lambda i, src=s.source: src[i]['landmarks'])
+    out[s.name] = (np.mean([get(i) for i in range(n)], axis=0) /
+                   image_size).astype(np.float32)
+  return out
+
+
+def setup(config):
+  """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
+  validate(config)
+  size = config.data.image_size
+  specs = pipeline.dataset_specs(config.data.train, size)
+  datasets = tuple((s.name, s.num_points) for s in specs)
+  model = models.build(config.model, datasets)
+  tx, schedule = make_optimizer(config.optim, config.train.steps)
+  return model, specs, datasets, tx, schedule
+
+
+def train(config, workdir, progress: bool = True) -> dict:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint."""
+  workdir = Path(workdir)
+  model, specs, datasets, tx, schedule = setup(config)
+  size = config.data.image_size
+  saved_cfg = workdir / ckpt_lib.CONFIG_FILE
+  if saved_cfg.exists():
+    saved = json.loads(saved_cfg.read_text())
+    if saved.get('model') != json.loads(to_json(config)).get('model'):
+      raise JaxlmError(f'{workdir} holds a run of a different model config; '
+                       f'use a new --workdir')
+  ckpt_lib.write_run_metadata(workdir, to_json(config), datasets)
+  checkpointer = ckpt_lib.Checkpointer(workdir, config.train.keep_checkpoints)
+
+  t0 = time.time()
+  shapes = mean_shapes(specs, config.data.mean_shape_samples, size)
+  table = validate_mean_shapes(datasets, shapes)
+  log.info('mean shapes of %s from %d samples each (%.1fs)',
+           ', '.join(shapes), config.data.mean_shape_samples,
+           time.time() - t0)
+
+  sample = np.zeros((1, size, size, 3), np.uint8)
+  init = lambda: create_state(model, tx, sample, config.data.num_anchors,
+                              config.seed, table)
+  data = pipeline.train_dataset(
+      specs, point_offsets(datasets), num_anchors=config.data.num_anchors,
+      image_size=size, batch_size=config.train.batch_size, seed=config.seed,
+      mask_invisible=config.data.mask_invisible,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      worker_count=config.data.workers, read_threads=config.data.threads)
+  it = iter(data)
+
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    state, data_state = checkpointer.restore(jax.eval_shape(init), latest)
+    if 'iterator' in data_state:
+      it.set_state(json.loads(data_state['iterator']))
+    log.info('resumed from %s at step %d', checkpointer.directory, latest)
+  else:
+    state = jax.jit(init)()
+  n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+  log.info('model %s (%s): %.2fM parameters; datasets %s',
+           config.model.name, config.model.variant, n_params / 1e6,
+           ', '.join(f'{n}({k})' for n, k in datasets))
+
+  step_fn = jax.jit(make_train_step(model, tx, schedule), donate_argnums=0)
+  writer = MetricWriter(workdir)
+  stop = {'now': False}
+
+  def on_sigterm(signum, frame):
+    del signum, frame
+    stop['now'] = True
+
+  previous = signal.signal(signal.SIGTERM, on_sigterm)
+  start = int(state.step)
+  total = int(config.train.steps)
+  bar = tqdm.tqdm(total=total, initial=start, disable=not progress,
+                  desc='train', unit='step', dynamic_ncols=True)
+  last_log, t_log, metrics = start, time.time(), {}
+  try:
+    for step in range(start, total):
+      batch = next(it)
+      state, m = step_fn(state, batch_to_device(batch))
+      done = step + 1
+      if done % config.train.log_every == 0 or done == total:
+        m = {k: float(v) for k, v in jax.device_get(m).items()}
+        if not np.isfinite(m['loss']):
+          raise JaxlmError(f'loss became {m["loss"]} at step {done}; lower '
+                           f'optim.lr or set optim.grad_clip')
+        dt = time.time() - t_log
+        m['img_per_s'] = (done - last_log) * config.train.batch_size / dt
+        last_log, t_log, metrics = done, time.time(), m
+        writer.write(done, m)
+        bar.set_postfix(loss=f'{m["loss"]:.4f}', lr=f'{m["lr"]:.1e}',
+                        img_s=f'{m["img_per_s"]:.1f}')
+      bar.update(1)
+      if (done % config.train.checkpoint_every == 0 or done == total or
+          stop['now']):
+        checkpointer.save(done, state, {'iterator': json.dumps(it.get_state())})
+      if stop['now']:
+        log.warning('SIGTERM: saved step %d and stopped', done)
+        break
+  finally:
+    bar.close()
+    checkpointer.wait()
+    checkpointer.close()
+    writer.close()
+    signal.signal(signal.SIGTERM, previous)
+  return dict(step=int(state.step), **metrics)

@@ -1,0 +1,72 @@
+"""Training state and optimizer (thesis §6.3.3: AdamW, multistep x0.1 decay)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxlm.errors import JaxlmError
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes, as one pytree.
+
+  params: trainable parameters; constants: non-trained model variables (the
+  datasets' mean shapes); rng: raw uint32 key data (checkpoint friendly).
+  """
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  constants: Any
+  rng: jax.Array
+
+  def variables(self):
+    return {'params': self.params, 'constants': self.constants}
+
+
+def learning_rate_schedule(optim_cfg, total_steps: int):
+  """Linear warmup, then x`decay_factor` at each fraction in `decay_at`."""
+  lr = float(optim_cfg.lr)
+  boundaries = {int(f * total_steps): float(optim_cfg.decay_factor)
+                for f in optim_cfg.decay_at}
+  main = optax.piecewise_constant_schedule(lr, boundaries)
+  warmup = int(optim_cfg.warmup_steps)
+  if warmup <= 0:
+    return main
+  return optax.join_schedules(
+      [optax.linear_schedule(lr / max(warmup, 1), lr, warmup),
+       lambda s: main(s + warmup)], [warmup])
+
+
+def make_optimizer(optim_cfg, total_steps: int):
+  """optax AdamW (weight decay on matrices only) with optional clipping."""
+  if optim_cfg.name != 'adamw':
+    raise JaxlmError(f'config key optim.name: unknown optimizer '
+                     f'{optim_cfg.name!r} (known: adamw)')
+  schedule = learning_rate_schedule(optim_cfg, total_steps)
+  decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2,
+                                                     params)
+  tx = optax.adamw(schedule, b1=optim_cfg.b1, b2=optim_cfg.b2,
+                   weight_decay=optim_cfg.weight_decay, mask=decay_mask)
+  if optim_cfg.grad_clip:
+    tx = optax.chain(optax.clip_by_global_norm(optim_cfg.grad_clip), tx)
+  return tx, schedule
+
+
+def create_state(model, tx, sample_images, num_anchors, seed, mean_table):
+  """Initialises a TrainState (params from `seed`, mean shapes given)."""
+  rng = jax.random.key(seed)
+  init_rng, rng = jax.random.split(rng)
+  index = jnp.zeros((sample_images.shape[0], num_anchors), jnp.int32)
+  variables = model.init(init_rng, sample_images, point_index=index)
+  constants = jax.tree_util.tree_map(lambda x: x, variables['constants'])
+  constants['alignment']['mean_shape'] = jnp.asarray(mean_table)
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params), constants=constants,
+                    rng=jax.random.key_data(rng))

@@ -1,0 +1,46 @@
+import pytest
+
+from jaxlm import config as config_lib
+from jaxlm.errors import JaxlmError
+from conftest import ROOT
+
+DEMO = str(ROOT / 'configs' / 'tufa_demo.py')
+
+
+@pytest.mark.parametrize('name', ['tufa_demo', 'tufa_vits16_multi',
+                                  'tufa_vits8_multi'])
+def test_configs_load_and_validate(name):
+  c = config_lib.validate(config_lib.load_config(
+      str(ROOT / 'configs' / f'{name}.py')))
+  assert c.model.name == 'tufa'
+  doc = (ROOT / 'configs' / f'{name}.py').read_text()
+  assert 'jaxlm train --config configs/' + name in doc  # says how to run it
+
+
+def test_overrides_are_typed():
+  c = config_lib.load_config(DEMO)
+  config_lib.apply_overrides(c, config_lib.parse_override_args(
+      ['--config.train.steps=7', '--config.optim.lr', '1e-3',
+       '--config.model.variant=S/8', '--config.data.mask_invisible=true',
+       '--config.optim.decay_at=(0.5,)']))
+  assert c.train.steps == 7 and c.optim.lr == 1e-3
+  assert c.model.variant == 'S/8' and c.data.mask_invisible is True
+  assert tuple(c.optim.decay_at) == (0.5,)
+
+
+@pytest.mark.parametrize('arg, message', [
+    ('--config.train.stepz=3', "unknown config key 'train.stepz'.*train.steps"),
+    ('--config.nope.x=3', "unknown config key 'nope'"),
+    ('--config.train.steps=many', 'train.steps: expected an int'),
+    ('--config.data.mask_invisible=maybe', 'expected a bool'),
+    ('--config.train=3', 'is a group'),
+])
+def test_bad_overrides_name_the_key(arg, message):
+  c = config_lib.load_config(DEMO)
+  with pytest.raises(JaxlmError, match=message):
+    config_lib.apply_overrides(c, config_lib.parse_override_args([arg]))
+
+
+def test_missing_config_file():
+  with pytest.raises(JaxlmError, match='not found'):
+    config_lib.load_config('configs/nope.py')

@@ -1,0 +1,75 @@
+"""The training loop: learning, checkpoints, automatic resume."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlm.errors import JaxlmError
+from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm.train.loop import train
+
+pytestmark = pytest.mark.slow
+
+
+def _params(workdir):
+  _, _, variables, step = ckpt_lib.load_for_inference(workdir)
+  return variables['params'], step
+
+
+def test_resume_continues_exactly(tmp_path, tiny):
+  """6 steps in one go == 4 steps, stop, then resume to 6 (same data)."""
+  full = tmp_path / 'full'
+  train(tiny(steps=6), full, progress=False)
+  part = tmp_path / 'part'
+  train(tiny(steps=4), part, progress=False)
+  train(tiny(steps=6), part, progress=False)  # resumes from step 4
+  a, sa = _params(full)
+  b, sb = _params(part)
+  assert sa == sb == 6
+  jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(
+      x, y, rtol=1e-5, atol=1e-6), a, b)
+  lines = [json.loads(l) for l in (part / 'metrics.jsonl').read_text().split()]
+  assert [l['step'] for l in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_loss_decreases_when_overfitting(tmp_path, tiny):
+  c = tiny(steps=30)
+  c.data.train = {'syn29': c.data.train.syn29}
+  c.data.train.syn29.size = 4  # four faces, seen over and over
+  c.data.eval = {}
+  c.optim.lr = 1e-3
+  c.train.checkpoint_every = 30
+  train(c, tmp_path, progress=False)
+  losses = [json.loads(l)['loss'] for l in
+            (tmp_path / 'metrics.jsonl').read_text().split()]
+  assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_half_written_checkpoint_is_not_the_latest(tmp_path, tiny):
+  train(tiny(steps=2), tmp_path, progress=False)
+  # What orbax leaves behind when a save is killed midway.
+  junk = tmp_path / 'checkpoints' / '4.orbax-checkpoint-tmp-123'
+  (junk / 'state').mkdir(parents=True)
+  (junk / 'state' / 'garbage').write_text('x')
+  assert ckpt_lib.Checkpointer(tmp_path).latest_step() == 2
+  assert _params(tmp_path)[1] == 2
+
+
+def test_other_model_in_workdir_is_an_error(tmp_path, tiny):
+  train(tiny(steps=2), tmp_path, progress=False)
+  c = tiny(steps=2)
+  c.model.decoder_layers = 3
+  with pytest.raises(JaxlmError, match='different model'):
+    train(c, tmp_path, progress=False)
+
+
+def test_checkpoint_mismatch_names_parameters(tmp_path, tiny):
+  from jaxlm.predict import Predictor
+  train(tiny(steps=2), tmp_path, progress=False)
+  cfg = json.loads((tmp_path / 'config.json').read_text())
+  cfg['model']['decoder_mlp'] = 96
+  (tmp_path / 'config.json').write_text(json.dumps(cfg))
+  with pytest.raises(JaxlmError, match='linear1/kernel'):
+    Predictor(tmp_path)
