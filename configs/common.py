@@ -10,7 +10,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       name='tufa', variant='S/16', decoder_layers=6, decoder_heads=6,
       decoder_mlp=1536, head_hidden=256, pos_resize='dino', pos_init='random',
-      prompt_temperature=10000.0, dtype='float32'))
+      prompt_temperature=10000.0, pos_init_scale=1.0, dtype='float32'))
 
   c.data = ml_collections.ConfigDict()
   c.data.image_size = 256

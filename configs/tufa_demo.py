@@ -27,7 +27,10 @@ def get_config(arg=None):
   c.model.decoder_layers = 3
   c.model.decoder_heads = 6
   c.model.decoder_mlp = 768
-  c.model.pos_init = 'sincos'  # no DINO weights: start with a spatial prior
+  # No DINO weights here: start the position embedding as sin/cos of the
+  # patch centres, strong enough to survive the patch embedding.
+  c.model.pos_init = 'sincos'
+  c.model.pos_init_scale = 4.0
 
   c.data.train.syn98 = synthetic('syn98', 1_000_000, seed=1)
   c.data.train.syn68 = synthetic('syn68', 1_000_000, seed=2)
@@ -37,14 +40,17 @@ def get_config(arg=None):
   c.data.eval.syn29 = synthetic('syn29', 256, seed=103, prompts='syn29')
   c.data.eval.syn19_zero_shot = synthetic('syn19', 256, seed=104,
                                           prompts='mean_shape')
+  c.data.image_size = 128  # 8x8 tokens: fits the 2-core CPU budget
+  c.data.num_anchors = 29  # every point of syn29, 29 of syn68/syn98
   c.data.threads = 2
 
   c.train.batch_size = 16
-  c.train.steps = 1200
+  c.train.steps = 1500
   c.train.log_every = 10
-  c.train.checkpoint_every = 300
+  c.train.checkpoint_every = 500
 
-  c.optim.lr = 6e-4
+  c.optim.lr = 4e-4
+  c.optim.decay_at = (0.6, 0.85)
   c.optim.weight_decay = 1e-4
   c.optim.warmup_steps = 100
   c.optim.grad_clip = 1.0

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import tqdm
 
@@ -34,7 +35,6 @@ def _zero_shot_prompts(name, ecfg, image_size, num):
   calib = ecfg.to_dict()
   calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
   calib['size'] = num
-  import ml_collections
   src = pipeline.make_source(name, ml_collections.ConfigDict(calib),
                              image_size)
   get = getattr(src, 'landmarks', None) or (lambda i: src[i]['landmarks'])

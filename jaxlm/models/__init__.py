@@ -31,4 +31,5 @@ def build(model_config, datasets) -> TUFA:
               pos_init=model_config.get('pos_init', 'random'),
               prompt_temperature=model_config.get('prompt_temperature',
                                                   10000.0),
+              pos_init_scale=model_config.get('pos_init_scale', 1.0),
               dtype=_DTYPES[model_config.dtype])

@@ -51,6 +51,7 @@ class TUFA(nn.Module):
     pos_init: initial ViT position embedding, 'random' or 'sincos'.
     prompt_temperature: tau of Eq. 6.1-6.2 (10000 in the thesis); also used
       by the 'sincos' position-embedding init.
+    pos_init_scale: amplitude of the 'sincos' position-embedding init.
     dtype: compute dtype (parameters stay float32; outputs are float32).
   """
   variant: str = 'S/16'
@@ -62,6 +63,7 @@ class TUFA(nn.Module):
   pos_resize: str = 'dino'
   pos_init: str = 'random'
   prompt_temperature: float = 10000.0
+  pos_init_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   def setup(self):
@@ -69,6 +71,7 @@ class TUFA(nn.Module):
     self.encoder = ViT(self.variant, pos_resize=self.pos_resize,
                        pos_init=self.pos_init,
                        pos_temperature=self.prompt_temperature,
+                       pos_init_scale=self.pos_init_scale,
                        dtype=self.dtype)
     self.alignment = SemanticAlignment(self.datasets)
     self.decoder = PromptDecoder(self.decoder_layers, self.decoder_heads,

@@ -145,12 +145,16 @@ class Block(nn.Module):
     return x + dense(c, 'fc2')(y)
 
 
-def sincos_pos_embed_init(grid: int, temperature: float = 10000.0):
+def sincos_pos_embed_init(grid: int, temperature: float = 10000.0,
+                          scale: float = 1.0):
   """Initialiser of a (1, 1 + grid^2, C) position embedding with the
   structure-prompt encoding (Eq. 6.1-6.3) of each patch centre.
 
   A from-scratch aid: the decoder's prompts and its cross-attention keys then
-  start in one coordinate system. DINO weights replace it when converted.
+  start in one coordinate system. `scale` > 1 keeps the position visible in
+  the tokens next to the patch embedding (about 3x larger for real images);
+  without it the untrained decoder cannot tell where a token is. DINO
+  weights replace it when converted.
   """
 
   def init(key, shape, dtype=jnp.float32):
@@ -160,6 +164,7 @@ def sincos_pos_embed_init(grid: int, temperature: float = 10000.0):
     yy, xx = jnp.meshgrid(centres, centres, indexing='ij')
     pe = encode_prompts(jnp.stack([xx, yy], -1).reshape(-1, 2), c,
                         temperature)
+    pe = scale * pe
     return jnp.concatenate([jnp.zeros((1, c)), pe])[None].astype(dtype)
 
   return init
@@ -176,6 +181,7 @@ class ViT(nn.Module):
   pos_resize: str = 'dino'
   pos_init: str = 'random'
   pos_temperature: float = 10000.0
+  pos_init_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -193,7 +199,8 @@ class ViT(nn.Module):
     g0 = self.pretrain_size // p
     if self.pos_init not in ('random', 'sincos'):
       raise ValueError(f'unknown pos_init {self.pos_init!r}')
-    pos_init = (sincos_pos_embed_init(g0, self.pos_temperature)
+    pos_init = (sincos_pos_embed_init(g0, self.pos_temperature,
+                                      self.pos_init_scale)
                 if self.pos_init == 'sincos' else dense_init)
     pos = self.param('pos_embed', pos_init, (1, 1 + g0 * g0, c))
     cls = self.param('cls_token', dense_init, (1, 1, c))

@@ -67,8 +67,13 @@ def setup(config):
   return model, specs, datasets, tx, schedule
 
 
-def train(config, workdir, progress: bool = True) -> dict:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint."""
+def train(config, workdir, progress: bool = True,
+          stop_at: int | None = None) -> dict:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint.
+
+  stop_at: end this session after that step (saving a checkpoint), as a
+  preempted job would; the next call resumes the same run.
+  """
   workdir = Path(workdir)
   model, specs, datasets, tx, schedule = setup(config)
   size = config.data.image_size
@@ -143,11 +148,13 @@ def train(config, workdir, progress: bool = True) -> dict:
         bar.set_postfix(loss=f'{m["loss"]:.4f}', lr=f'{m["lr"]:.1e}',
                         img_s=f'{m["img_per_s"]:.1f}')
       bar.update(1)
+      if stop_at is not None and done >= stop_at:
+        stop['now'] = True
       if (done % config.train.checkpoint_every == 0 or done == total or
           stop['now']):
         checkpointer.save(done, state, {'iterator': json.dumps(it.get_state())})
       if stop['now']:
-        log.warning('SIGTERM: saved step %d and stopped', done)
+        log.warning('stopped at step %d (checkpoint saved)', done)
         break
   finally:
     bar.close()

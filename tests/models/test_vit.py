@@ -57,3 +57,17 @@ def test_input_must_be_multiple_of_patch():
   m = vit.ViT('Ti/16:depth=1')
   with pytest.raises(ValueError, match='multiple of patch'):
     m.init(jax.random.key(0), jnp.zeros((1, 100, 100, 3)))
+
+
+def test_sincos_pos_init_encodes_patch_centres():
+  from jaxlm.models.structure_prompt import encode_prompts
+  m = vit.ViT('Ti/16:depth=1', pos_init='sincos', pos_init_scale=2.0)
+  v = m.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+  pe = np.asarray(v['params']['pos_embed'][0])
+  # Patch (row 3, col 5) of the 14x14 grid has its centre at (5.5, 3.5) / 14.
+  want = 2.0 * encode_prompts(jnp.array([5.5 / 14, 3.5 / 14]), 192)
+  np.testing.assert_allclose(pe[1 + 3 * 14 + 5], want, atol=1e-6)
+  np.testing.assert_array_equal(pe[0], 0)  # CLS position
+  with pytest.raises(ValueError, match='pos_init'):
+    vit.ViT('Ti/16:depth=1', pos_init='learned').init(
+        jax.random.key(0), jnp.zeros((1, 32, 32, 3)))

@@ -19,12 +19,13 @@ def _params(workdir):
 
 
 def test_resume_continues_exactly(tmp_path, tiny):
-  """6 steps in one go == 4 steps, stop, then resume to 6 (same data)."""
+  """6 steps in one go == stopped after 3, then resumed (same data)."""
   full = tmp_path / 'full'
   train(tiny(steps=6), full, progress=False)
   part = tmp_path / 'part'
-  train(tiny(steps=4), part, progress=False)
-  train(tiny(steps=6), part, progress=False)  # resumes from step 4
+  train(tiny(steps=6), part, progress=False, stop_at=3)
+  assert ckpt_lib.Checkpointer(part).latest_step() == 3
+  train(tiny(steps=6), part, progress=False)  # resumes from step 3
   a, sa = _params(full)
   b, sb = _params(part)
   assert sa == sb == 6

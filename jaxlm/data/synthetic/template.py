@@ -336,6 +336,20 @@ _CURVES = dict(jaw=jaw, brow_upper=brow_upper, brow_lower=brow_lower, eye=eye,
 _SIDED = {'brow_upper', 'brow_lower', 'eye', 'pupil'}
 
 
+def _grouped(points):
+  """[(curve, side, t), ...] -> [(curve, side, ts, indices), ...]."""
+  groups = {}
+  for i, (name, side, t) in enumerate(points):
+    groups.setdefault((name, side), ([], []))
+    groups[(name, side)][0].append(t)
+    groups[(name, side)][1].append(i)
+  return [(name, side, np.asarray(ts), np.asarray(idx))
+          for (name, side), (ts, idx) in groups.items()]
+
+
+_GROUPED = {name: _grouped(points) for name, points in _POINTS.items()}
+
+
 def layout_uv(layout: str, f: FaceParams) -> np.ndarray:
   """Surface coordinates (N, 2) of a synthetic layout's landmarks on face f."""
   if layout not in _POINTS:
@@ -343,15 +357,15 @@ def layout_uv(layout: str, f: FaceParams) -> np.ndarray:
                    f'{", ".join(SYNTHETIC_LAYOUTS)}')
   spec = layouts_lib.get(layout)
   uv = np.zeros((spec.num_points, 2))
-  for i, (name, side, t) in enumerate(_POINTS[layout]):
+  for name, side, ts, idx in _GROUPED[layout]:
     fn = _CURVES[name]
     if name == 'pupil':
       uu, vv = fn(f, side)
     elif name in _SIDED:
-      uu, vv = fn(f, side, t)
+      uu, vv = fn(f, side, ts)
     else:
-      uu, vv = fn(f, t)
-    uv[i] = float(uu), float(vv)
+      uu, vv = fn(f, ts)
+    uv[idx, 0], uv[idx, 1] = uu, vv
   for group, (du, dv) in _CONVENTIONS.get(layout, {}).items():
     idx = np.asarray(spec.groups[group])
     uv[idx, 0] += np.sign(uv[idx, 0]) * du
