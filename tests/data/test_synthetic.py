@@ -40,13 +40,15 @@ def test_self_occlusion_at_large_yaw():
   rng = np.random.default_rng(0)
   f = template.sample_face_params(rng)
   uv = template.layout_uv('syn68', f)
-  for yaw, far in ((55.0, slice(0, 4)), (-55.0, slice(13, 17))):
+  # Positive yaw turns the face to the image's right: its right-hand side
+  # (jaw points 13-16 of the 68-point scheme) turns away from the camera.
+  for yaw, far in ((55.0, slice(13, 17)), (-55.0, slice(0, 4))):
     pose = render.Pose(yaw, 0.0, 0.0, 50.0, (128.0, 128.0))
     _, info = render.render(np.random.default_rng(1), f, pose, {'syn68': uv},
                             256, occlusion_prob=0.0)
     vis = info['syn68']['visible']
     assert not vis[far].any(), (yaw, vis[far])
-    near = slice(13, 17) if yaw > 0 else slice(0, 4)
+    near = slice(0, 4) if yaw > 0 else slice(13, 17)
     assert vis[near].all()
   pose = render.Pose(0.0, 0.0, 0.0, 50.0, (128.0, 128.0))
   _, info = render.render(np.random.default_rng(1), f, pose, {'syn68': uv},

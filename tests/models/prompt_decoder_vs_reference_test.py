@@ -55,7 +55,7 @@ class RefDecoder(nn.Module):
 
 
 def _t(x):
-  return torch.from_numpy(np.asarray(x, np.float32))
+  return torch.from_numpy(np.array(x, np.float32))
 
 
 def _load_attention(mha, p):

@@ -206,8 +206,12 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
   px = cam.project(pc)
   quads = np.stack([px[:-1, :-1], px[:-1, 1:], px[1:, 1:], px[1:, :-1]],
                    axis=2).reshape(-1, 4, 2)
-  qz = np.stack([pc[:-1, :-1, 2], pc[:-1, 1:, 2], pc[1:, 1:, 2],
-                 pc[1:, :-1, 2]], axis=2).reshape(-1, 4).mean(-1)
+  corner_z = np.stack([pc[:-1, :-1, 2], pc[:-1, 1:, 2], pc[1:, 1:, 2],
+                       pc[1:, :-1, 2]], axis=2).reshape(-1, 4)
+  qz = corner_z.mean(-1)  # painter's order
+  # The depth buffer keeps each quad's farthest corner, so any point on a
+  # drawn quad passes the depth test and only a nearer surface hides it.
+  qz_far = corner_z.min(-1)
   uc = 0.5 * (uu[:-1, :-1] + uu[1:, 1:])
   vc = 0.5 * (vv[:-1, :-1] + vv[1:, 1:])
   n = cam.to_camera(surface_normals(uc, vc, f)).reshape(-1, 3)
@@ -222,7 +226,7 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
   order = np.argsort(qz)
   fixed = _fix(quads)[order]
   for pts, a, nq, z in zip(fixed, bases[order].tolist(), n[order].tolist(),
-                           qz[order].tolist()):
+                           qz_far[order].tolist()):
     cv2.fillConvexPoly(albedo, pts, a, cv2.LINE_8, _SHIFT)
     cv2.fillConvexPoly(normal_map, pts, nq, cv2.LINE_8, _SHIFT)
     cv2.fillConvexPoly(zbuf, pts, z, cv2.LINE_8, _SHIFT)
