@@ -27,7 +27,7 @@ def make_train_step(model, tx, schedule):
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = dict(loss=loss, l1_last_layer=last,
-                   grad_norm=optax.global_norm(grads),
+                   grad_norm=optax.tree.norm(grads),
                    lr=schedule(state.step))
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)

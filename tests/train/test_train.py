@@ -31,21 +31,23 @@ def test_resume_continues_exactly(tmp_path, tiny):
   assert sa == sb == 6
   jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(
       x, y, rtol=1e-5, atol=1e-6), a, b)
-  lines = [json.loads(l) for l in (part / 'metrics.jsonl').read_text().split()]
+  lines = [json.loads(l) for l in (part / 'metrics.jsonl').read_text().splitlines()]
   assert [l['step'] for l in lines] == [1, 2, 3, 4, 5, 6]
 
 
 def test_loss_decreases_when_overfitting(tmp_path, tiny):
-  c = tiny(steps=30)
+  """One face seen over and over: the loss must fall well below its start
+  (an untrained model regresses every anchor to about the crop centre)."""
+  c = tiny(steps=200)
   c.data.train = {'syn29': c.data.train.syn29}
-  c.data.train.syn29.size = 4  # four faces, seen over and over
+  c.data.train.syn29.size = 1
   c.data.eval = {}
   c.optim.lr = 1e-3
-  c.train.checkpoint_every = 30
+  c.train.checkpoint_every = 200
   train(c, tmp_path, progress=False)
   losses = [json.loads(l)['loss'] for l in
-            (tmp_path / 'metrics.jsonl').read_text().split()]
-  assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+            (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:3])
 
 
 def test_half_written_checkpoint_is_not_the_latest(tmp_path, tiny):
