@@ -8,9 +8,11 @@ synthetic datasets at once (syn98, syn68, syn29: the index schemes of WFLW,
 alignment table each), then evaluates on held-out faces of each, and
 zero-shot on syn19 (AFLW-19's scheme), a layout never trained on.
 
-Expected on a 2-core CPU (about 6 minutes of training): inter-ocular NME
-about 9-12% on the trained layouts against about 35-45% for the mean shape,
-and zero-shot syn19 NME well below its mean-shape NME.
+Expected on a 2-core CPU (about 6.5 minutes of training at ~60 img/s,
+1500 steps of 16): inter-ocular NME about 22% on the trained layouts and
+about 23% zero-shot on syn19, against about 29% for predicting the mean
+shape. From scratch, the decoder's cross-attention learns to follow image
+content slowly (the thesis starts from DINO weights).
 """
 
 import sys
