@@ -234,6 +234,21 @@ def _seq(curve, side, ts):
   return [(curve, side, float(t)) for t in ts]
 
 
+def _mouth20():
+  """The 20 mouth points shared by WFLW (76-95) and 300W (48-67): outer lip
+  from the left corner over the upper lip and back along the lower, then the
+  inner lip likewise."""
+  p = [('lip_outer_upper', 0, -1.0)]
+  p += _seq('lip_outer_upper', 0, [-0.6, -0.3, 0, 0.3, 0.6])
+  p += [('lip_outer_upper', 0, 1.0)]
+  p += _seq('lip_outer_lower', 0, [0.6, 0.3, 0, -0.3, -0.6])
+  p += [('lip_inner_upper', 0, -1.0)]
+  p += _seq('lip_inner_upper', 0, [-0.5, 0, 0.5])
+  p += [('lip_inner_upper', 0, 1.0)]
+  p += _seq('lip_inner_lower', 0, [0.5, 0, -0.5])
+  return p
+
+
 def _wflw98():
   p = []
   p += _seq('jaw', 0, np.linspace(-1, 1, 33))
@@ -246,14 +261,7 @@ def _wflw98():
   p += _seq('eye', _L, np.arange(8) * _PI / 4)
   p += _seq('eye', _R, [_PI, 3 * _PI / 4, _PI / 2, _PI / 4, 0,
                          7 * _PI / 4, 3 * _PI / 2, 5 * _PI / 4])
-  p += [('lip_outer_upper', 0, -1.0)]
-  p += _seq('lip_outer_upper', 0, [-0.6, -0.3, 0, 0.3, 0.6])
-  p += [('lip_outer_upper', 0, 1.0)]
-  p += _seq('lip_outer_lower', 0, [0.6, 0.3, 0, -0.3, -0.6])
-  p += [('lip_inner_upper', 0, -1.0)]
-  p += _seq('lip_inner_upper', 0, [-0.5, 0, 0.5])
-  p += [('lip_inner_upper', 0, 1.0)]
-  p += _seq('lip_inner_lower', 0, [0.5, 0, -0.5])
+  p += _mouth20()
   p += [('pupil', _L, 0.0), ('pupil', _R, 0.0)]
   return p
 
@@ -268,14 +276,7 @@ def _ibug68():
   p += _seq('eye', _L, np.arange(6) * _PI / 3)
   p += _seq('eye', _R, [_PI, 2 * _PI / 3, _PI / 3, 0, 5 * _PI / 3,
                          4 * _PI / 3])
-  p += [('lip_outer_upper', 0, -1.0)]
-  p += _seq('lip_outer_upper', 0, [-0.6, -0.3, 0, 0.3, 0.6])
-  p += [('lip_outer_upper', 0, 1.0)]
-  p += _seq('lip_outer_lower', 0, [0.6, 0.3, 0, -0.3, -0.6])
-  p += [('lip_inner_upper', 0, -1.0)]
-  p += _seq('lip_inner_upper', 0, [-0.5, 0, 0.5])
-  p += [('lip_inner_upper', 0, 1.0)]
-  p += _seq('lip_inner_lower', 0, [0.5, 0, -0.5])
+  p += _mouth20()
   return p
 
 
