@@ -27,7 +27,7 @@ def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
   ax.set_ylim(0, 1)
   ax.grid(alpha=0.3)
   ax.set_title(title)
-  ax.legend(loc='lower right', fontsize=8)
+  ax.legend(loc='upper left', fontsize=8)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
