@@ -32,14 +32,13 @@ log = logging.getLogger('jaxlm')
 
 
 def _zero_shot_prompts(name, ecfg, image_size, num):
+  """The layout's mean shape on `num` faces never trained or tested on."""
   calib = ecfg.to_dict()
   calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
   calib['size'] = num
   src = pipeline.make_source(name, ml_collections.ConfigDict(calib),
                              image_size)
-  get = getattr(src, 'landmarks', None) or (lambda i: src[i]['landmarks'])
-  return (np.mean([get(i) for i in range(num)], 0) / image_size).astype(
-      np.float32)
+  return pipeline.mean_shape(src, num, image_size)
 
 
 def prompts_for(name, ecfg, model, variables, datasets, image_size,

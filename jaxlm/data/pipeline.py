@@ -126,6 +126,18 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
   return it
 
 
+def mean_shape(source, num: int, image_size: int) -> np.ndarray:
+  """Mean landmarks (N, 2) in [0, 1] crop units of the first `num` items.
+
+  Uses the source's `landmarks(i)` when it has one (synthetic faces: no
+  rendering needed), else the items' `landmarks`.
+  """
+  num = min(num, len(source))
+  get = getattr(source, 'landmarks', None) or (lambda i: source[i]['landmarks'])
+  return (np.mean([get(i) for i in range(num)], axis=0) / image_size).astype(
+      np.float32)
+
+
 def eval_batches(source, batch_size: int) -> Iterator[dict]:
   """Batches of a whole source in order; the last is padded (valid False)."""
   n = len(source)

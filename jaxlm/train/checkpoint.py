@@ -11,8 +11,6 @@ latest: `latest_step()` only sees finished steps.
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 
 import flax
@@ -136,8 +134,3 @@ def check_variables(expected, got, what='checkpoint'):
       parts.append(f'{k}: {what} has {tuple(flat_g[k])}, model expects '
                    f'{tuple(flat_e[k])}')
     raise JaxlmError(f'{what} does not match the model: ' + '; '.join(parts))
-
-
-def quiet_orbax():
-  logging.getLogger('absl').setLevel(logging.WARNING)
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')

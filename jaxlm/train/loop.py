@@ -44,18 +44,6 @@ class MetricWriter:
     self.jsonl.close()
 
 
-def mean_shapes(specs, num: int, image_size: int) -> dict[str, np.ndarray]:
-  """Each training dataset's mean shape in [0, 1] crop units."""
-  out = {}
-  for s in specs:
-    n = min(num, len(s.source))
-    get = getattr(s.source, 'landmarks', None) or (
-        lambda i, src=s.source: src[i]['landmarks'])
-    out[s.name] = (np.mean([get(i) for i in range(n)], axis=0) /
-                   image_size).astype(np.float32)
-  return out
-
-
 def setup(config):
   """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
   validate(config)
@@ -87,7 +75,9 @@ def train(config, workdir, progress: bool = True,
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.keep_checkpoints)
 
   t0 = time.time()
-  shapes = mean_shapes(specs, config.data.mean_shape_samples, size)
+  shapes = {s.name: pipeline.mean_shape(s.source,
+                                        config.data.mean_shape_samples, size)
+            for s in specs}
   table = validate_mean_shapes(datasets, shapes)
   log.info('mean shapes of %s from %d samples each (%.1fs)',
            ', '.join(shapes), config.data.mean_shape_samples,

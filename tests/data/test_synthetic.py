@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from jaxlm import layouts
-from jaxlm.data.synthetic import SyntheticFaces, mean_shape, render, template
+from jaxlm.data.pipeline import mean_shape
+from jaxlm.data.synthetic import SyntheticFaces, render, template
 
 
 @pytest.fixture(scope='module')
@@ -65,7 +66,7 @@ def test_layout_conventions_differ_between_layouts():
 
 
 def test_mean_shape_in_crop_units(ds):
-  m = mean_shape(ds, 20)
+  m = mean_shape(ds, 20, 128)
   assert m.shape == (98, 2) and np.all((m > 0.05) & (m < 0.95))
 
 

@@ -98,10 +98,3 @@ class SyntheticFaces:
     return dict(image=image, landmarks=info['points'],
                 visible=info['visible'], occluded=info['occluded'],
                 index=index)
-
-
-def mean_shape(source: SyntheticFaces, num: int = 512) -> np.ndarray:
-  """Mean landmark positions (N, 2) in [0, 1] crop units over `num` items."""
-  num = min(num, len(source))
-  pts = np.stack([source.landmarks(i) for i in range(num)])
-  return (pts.mean(0) / source.image_size).astype(np.float32)
