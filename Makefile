@@ -26,7 +26,7 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/jaxlm train --config configs/tufa_demo.py --workdir $(DEMO_DIR) --eval
-	$(BIN)/jaxlm synth --layout syn98 --num 1 --seed 12345 --size 128 \
+	$(BIN)/jaxlm synth --layout syn98 --num 1 --seed 12345 --size 96 \
 	    --out $(DEMO_DIR)/face.png
 	$(BIN)/jaxlm predict --workdir $(DEMO_DIR) --image $(DEMO_DIR)/face.png \
 	    --crop none --layout syn98 --out $(DEMO_DIR)/predict_syn98.png \

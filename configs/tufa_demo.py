@@ -42,17 +42,17 @@ def get_config(arg=None):
   c.data.eval.syn29 = synthetic('syn29', 256, seed=103, prompts='syn29')
   c.data.eval.syn19_zero_shot = synthetic('syn19', 256, seed=104,
                                           prompts='mean_shape')
-  c.data.image_size = 128  # 8x8 tokens: fits the 2-core CPU budget
+  c.data.image_size = 96  # 6x6 tokens: more steps in the 2-core CPU budget
   c.data.num_anchors = 29  # every point of syn29, 29 of syn68/syn98
   c.data.threads = 2
 
   c.train.batch_size = 16
-  c.train.steps = 1500
+  c.train.steps = 2000
   c.train.log_every = 10
   c.train.checkpoint_every = 500
 
   c.optim.lr = 4e-4
-  c.optim.decay_at = (0.6, 0.85)
+  c.optim.decay_at = (0.75, 0.9)
   c.optim.weight_decay = 1e-4
   c.optim.warmup_steps = 100
   c.optim.grad_clip = 1.0

@@ -40,8 +40,12 @@ def cmd_train(args, extra):
   from jaxlm.train.loop import train
   cfg = _load(args, extra)
   out = train(cfg, args.workdir, progress=not args.no_progress)
-  log.info('trained to step %d: %s', out['step'],
-           ', '.join(f'{k} {v:.4g}' for k, v in out.items() if k != 'step'))
+  stopped = out.pop('stopped')
+  log.info('%s at step %d: %s', 'stopped' if stopped else 'trained',
+           out['step'], ', '.join(f'{k} {v:.4g}' for k, v in out.items()
+                                  if k != 'step'))
+  if stopped:  # preempted: the next run resumes; evaluate then
+    return
   if args.eval:
     args.checkpoint, args.config = None, None
     cmd_eval(args, [])

@@ -62,7 +62,22 @@ def train(config, workdir, progress: bool = True,
   stop_at: end this session after that step (saving a checkpoint), as a
   preempted job would; the next call resumes the same run.
   """
-  workdir = Path(workdir)
+  stop = {'now': False}
+
+  def on_sigterm(signum, frame):
+    del signum, frame
+    stop['now'] = True
+
+  # Installed first, so a SIGTERM during setup or compilation still ends in
+  # a saved checkpoint instead of a killed process.
+  previous = signal.signal(signal.SIGTERM, on_sigterm)
+  try:
+    return _train(config, Path(workdir), progress, stop_at, stop)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   model, specs, datasets, tx, schedule = setup(config)
   size = config.data.image_size
   saved_cfg = workdir / ckpt_lib.CONFIG_FILE
@@ -109,13 +124,6 @@ def train(config, workdir, progress: bool = True,
 
   step_fn = jax.jit(make_train_step(model, tx, schedule), donate_argnums=0)
   writer = MetricWriter(workdir)
-  stop = {'now': False}
-
-  def on_sigterm(signum, frame):
-    del signum, frame
-    stop['now'] = True
-
-  previous = signal.signal(signal.SIGTERM, on_sigterm)
   start = int(state.step)
   total = int(config.train.steps)
   bar = tqdm.tqdm(total=total, initial=start, disable=not progress,
@@ -151,5 +159,4 @@ def train(config, workdir, progress: bool = True,
     checkpointer.wait()
     checkpointer.close()
     writer.close()
-    signal.signal(signal.SIGTERM, previous)
-  return dict(step=int(state.step), **metrics)
+  return dict(step=int(state.step), stopped=stop['now'], **metrics)

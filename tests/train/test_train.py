@@ -76,3 +76,20 @@ def test_checkpoint_mismatch_names_parameters(tmp_path, tiny):
   (tmp_path / 'config.json').write_text(json.dumps(cfg))
   with pytest.raises(JaxlmError, match='linear1/kernel'):
     Predictor(tmp_path)
+
+
+def test_sigterm_saves_and_stops(tmp_path, tiny):
+  """A preempted job (SIGTERM) checkpoints the step it is at and returns."""
+  import os
+  import signal
+  import threading
+  c = tiny(steps=10_000)
+  c.train.checkpoint_every = 10_000
+  timer = threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGTERM))
+  timer.start()
+  try:
+    out = train(c, tmp_path, progress=False)
+  finally:
+    timer.cancel()
+  assert out['stopped'] and 0 < out['step'] < 10_000
+  assert ckpt_lib.Checkpointer(tmp_path).latest_step() == out['step']
