@@ -17,6 +17,7 @@ WFLW, 300W, COFW and AFLW annotators place "the same" point differently
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -339,13 +340,12 @@ _SIDED = {'brow_upper', 'brow_lower', 'eye', 'pupil'}
 
 def _grouped(points):
   """[(curve, side, t), ...] -> [(curve, side, ts, indices), ...]."""
-  groups = {}
+  groups = collections.defaultdict(list)
   for i, (name, side, t) in enumerate(points):
-    groups.setdefault((name, side), ([], []))
-    groups[(name, side)][0].append(t)
-    groups[(name, side)][1].append(i)
-  return [(name, side, np.asarray(ts), np.asarray(idx))
-          for (name, side), (ts, idx) in groups.items()]
+    groups[name, side].append((t, i))
+  return [(name, side, np.asarray([t for t, _ in g]),
+           np.asarray([i for _, i in g]))
+          for (name, side), g in groups.items()]
 
 
 _GROUPED = {name: _grouped(points) for name, points in _POINTS.items()}
