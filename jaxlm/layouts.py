@@ -105,10 +105,17 @@ _AFLW19 = dict(
     groups=dict(brows=_r(0, 6), eyes=(6, 8, 9, 11), pupils=(7, 10),
                 nose=_r(12, 15), mouth=_r(15, 18), jaw=(18,)))
 
+# CelebA / MAFL: left eye, right eye, nose tip, left and right mouth corner
+# (left = image left). Its normaliser is the distance of the eye centres.
+_CELEBA5 = dict(
+    num_points=5, outer_eye_corners=(0, 1), pupils=((0,), (1,)),
+    flip_pairs=_mirror([(0, 1), (3, 4)]),
+    groups=dict(eyes=(0, 1), nose=(2,), mouth=(3, 4)))
+
 LAYOUTS: dict[str, Layout] = {
     name: Layout(name=name, **spec) for name, spec in [
         ('wflw98', _WFLW), ('300w68', _IBUG), ('merlrav68', _IBUG),
-        ('cofw29', _COFW), ('aflw19', _AFLW19),
+        ('cofw29', _COFW), ('aflw19', _AFLW19), ('celeba5', _CELEBA5),
         ('syn98', _WFLW), ('syn68', _IBUG), ('syn29', _COFW),
         ('syn19', _AFLW19),
     ]

@@ -41,3 +41,42 @@ def test_flip_pairs_are_mirror_symmetric_on_the_template(name):
 def test_unknown_layout_names_the_known_ones():
   with pytest.raises(KeyError, match='wflw98'):
     layouts.get('wflw97')
+
+
+# Each real layout and the synthetic twin whose template shape checks it.
+_TWINS = {'wflw98': 'syn98', '300w68': 'syn68', 'merlrav68': 'syn68',
+          'cofw29': 'syn29', 'aflw19': 'syn19'}
+
+
+@pytest.mark.parametrize('real,twin', sorted(_TWINS.items()))
+def test_real_layouts_share_their_twins_tested_scheme(real, twin):
+  a, b = layouts.get(real), layouts.get(twin)
+  assert (a.num_points, a.flip_pairs, a.outer_eye_corners, a.pupils) == (
+      b.num_points, b.flip_pairs, b.outer_eye_corners, b.pupils)
+
+
+def test_every_real_layout_is_checked():
+  real = set(layouts.LAYOUTS) - set(template.SYNTHETIC_LAYOUTS) - {'celeba5'}
+  assert real == set(_TWINS)
+
+
+def test_celeba5_flip_is_mirror_symmetric_on_the_wflw_template():
+  """CelebA's 5 points are WFLW's pupils, nose tip and mouth corners."""
+  f = template.sample_face_params(np.random.default_rng(1))
+  f = f.__class__(**{**f.__dict__, 'gaze': (0.0, 0.0)})
+  uv = template.layout_uv('syn98', f)[[96, 97, 54, 76, 82]]
+  perm = np.asarray(layouts.get('celeba5').flip_permutation)
+  np.testing.assert_allclose((uv * [-1, 1])[perm], uv, atol=1e-9)
+  assert uv[0, 0] < 0 < uv[1, 0] and uv[3, 0] < 0 < uv[4, 0]
+
+
+def test_flipping_a_real_face_twice_is_the_identity(real_samples):
+  from jaxlm.data.formats import ibug
+  rec = next(ibug.read_pts_folders(real_samples / '300w', ['lfpw/trainset']))
+  perm = np.asarray(layouts.get('300w68').flip_permutation)
+  w = 500.0
+  flip = lambda p: (p * [-1, 1] + [w - 1, 0])[perm]
+  np.testing.assert_allclose(flip(flip(rec.landmarks)), rec.landmarks)
+  # The flipped face's outer eye corners still read left-to-right.
+  i, j = layouts.get('300w68').outer_eye_corners
+  assert flip(rec.landmarks)[i, 0] < flip(rec.landmarks)[j, 0]

@@ -1,0 +1,3 @@
+from jaxlm.data.tfds.wflw.wflw_dataset_builder import Builder
+
+__all__ = ['Builder']
