@@ -31,18 +31,23 @@ from jaxlm.train.step import make_dataset_prompts, make_predict
 log = logging.getLogger('jaxlm')
 
 
-def _zero_shot_prompts(name, ecfg, image_size, num):
-  """The layout's mean shape on `num` faces never trained or tested on."""
+def _zero_shot_prompts(name, ecfg, image_size, num, data_dir):
+  """The layout's mean shape on `num` faces never trained or tested on:
+  other synthetic seeds (`calib_seed`), or a TFDS dataset's `calib_split`
+  (default 'train')."""
   calib = ecfg.to_dict()
-  calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
-  calib['size'] = num
+  if calib.get('source', 'synthetic') == 'tfds':
+    calib['split'] = ecfg.get('calib_split', 'train')
+  else:
+    calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
+    calib['size'] = num
   src = pipeline.make_source(name, ml_collections.ConfigDict(calib),
-                             image_size)
+                             image_size, data_dir)
   return pipeline.mean_shape(src, num, image_size)
 
 
 def prompts_for(name, ecfg, model, variables, datasets, image_size,
-                mean_samples):
+                mean_samples, data_dir=''):
   """(prompts (N, 2), baseline (N, 2), zero_shot) for one eval dataset."""
   train_names = [d for d, _ in datasets]
   spec = ecfg.get('prompts', 'mean_shape')
@@ -59,7 +64,7 @@ def prompts_for(name, ecfg, model, variables, datasets, image_size,
         variables['constants']['alignment']['mean_shape'])[offset:offset + n]
     return prompts, baseline, False
   if spec == 'mean_shape':
-    p = _zero_shot_prompts(name, ecfg, image_size, mean_samples)
+    p = _zero_shot_prompts(name, ecfg, image_size, mean_samples, data_dir)
     return p, p, True
   raise JaxlmError(f'data.eval.{name}.prompts: {spec!r} is neither a '
                    f'training dataset ({", ".join(train_names)}) nor '
@@ -74,36 +79,41 @@ def evaluate(config, model, variables, datasets, out_dir, progress=True):
   ecfg_all = config.eval
   predict = jax.jit(make_predict(model))
   results, curves = {}, {}
+  data_dir = config.data.get('data_dir', '')
   for name, ecfg in config.data.eval.items():
     layout = layouts_lib.get(ecfg.layout)
-    source = pipeline.make_source(name, ecfg, size)
+    source = pipeline.eval_source(
+        pipeline.make_source(name, ecfg, size, data_dir))
     prompts, baseline, zero_shot = prompts_for(
         name, ecfg, model, variables, datasets, size,
-        config.data.mean_shape_samples)
+        config.data.mean_shape_samples, data_dir)
     np.save(out_dir / f'prompts_{name}.npy', prompts)
+    kind = ecfg.get('normaliser', ecfg_all.normaliser)
     nmes, base_nmes, vis_nmes, overlays = [], [], [], []
     batches = pipeline.eval_batches(source, ecfg_all.batch_size)
     n_batches = -(-len(source) // ecfg_all.batch_size)
     for batch in tqdm.tqdm(batches, total=n_batches, desc=f'eval {name}',
                            disable=not progress, leave=False):
-      pred = np.asarray(predict(variables, batch['image'], prompts)) * size
-      gt = batch['landmarks']
-      boxes = np.concatenate([gt.min(1), gt.max(1)], axis=-1)
-      norm = metrics.normaliser(gt, layout, ecfg_all.normaliser, boxes)
+      pred_crop = np.asarray(predict(variables, batch['image'], prompts)) * size
+      base_crop = np.broadcast_to(baseline * size, pred_crop.shape)
+      pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
+      has_pos = np.isfinite(gt).all(-1)
+      norm = metrics.normaliser(gt, layout, kind, boxes)
       keep = batch['valid']
-      nmes.append(metrics.nme(pred, gt, norm)[keep])
-      vis_nmes.append(metrics.nme(pred, gt, norm, batch['visible'])[keep])
-      base = np.broadcast_to(baseline * size, gt.shape)
-      base_nmes.append(metrics.nme(base, gt, norm)[keep])
+      nmes.append(metrics.nme(pred, gt, norm, has_pos)[keep])
+      vis_nmes.append(metrics.nme(pred, gt, norm,
+                                  has_pos & batch['visible'])[keep])
+      base_nmes.append(metrics.nme(base, gt, norm, has_pos)[keep])
       for i in np.flatnonzero(keep):
         if len(overlays) < ecfg_all.overlays:
-          overlays.append(plots.draw_landmarks(batch['image'][i], pred[i],
-                                               gt=gt[i]))
+          overlays.append(plots.draw_landmarks(
+              batch['image'][i], pred_crop[i],
+              gt=batch['landmarks'][i][has_pos[i]]))
     nmes, base_nmes = np.concatenate(nmes), np.concatenate(base_nmes)
     vis_nmes = np.concatenate(vis_nmes)
     alpha = ecfg_all.fr_alpha
     res = dict(dataset=name, layout=ecfg.layout, zero_shot=zero_shot,
-               normaliser=ecfg_all.normaliser, alpha=alpha,
+               normaliser=kind, alpha=alpha,
                **metrics.summarize(nmes, alpha),
                nme_visible=float(np.nanmean(vis_nmes)),
                mean_shape_nme=float(base_nmes.mean()))
@@ -116,6 +126,21 @@ def evaluate(config, model, variables, datasets, out_dir, progress=True):
   report = format_report(results)
   (out_dir / 'report.md').write_text(report)
   return results
+
+
+def _image_space(batch, pred, base):
+  """(pred, gt, baseline, boxes) in original-image pixels.
+
+  TFDS faces carry the crop -> image affine and the dataset's face box;
+  synthetic faces are their own image, boxed by the landmarks.
+  """
+  gt = np.asarray(batch['landmarks'], np.float64)
+  if 'to_image' not in batch:
+    lo, hi = np.nanmin(gt, axis=1), np.nanmax(gt, axis=1)
+    return pred, gt, base, np.concatenate([lo, hi], axis=-1)
+  m = np.asarray(batch['to_image'], np.float64)  # (B, 2, 3)
+  to = lambda p: np.einsum('bij,bnj->bni', m[:, :, :2], p) + m[:, None, :, 2]
+  return to(pred), to(gt), to(base), batch['box']
 
 
 def format_report(results: dict) -> str:

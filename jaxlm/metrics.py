@@ -48,8 +48,9 @@ def normaliser(gt, layout: layouts_lib.Layout | str, kind='inter_ocular',
 def nme(pred, gt, norm, mask=None):
   """Per-sample NME (B,): mean point-to-point distance / norm.
 
-  mask (B, N) selects the points that count (e.g. visible ones); samples with
-  no counted point get NaN.
+  mask (B, N) selects the points that count (e.g. visible ones, or those
+  with a position: points outside the mask may be NaN); samples with no
+  counted point get NaN.
   """
   pred = np.asarray(pred, np.float64)
   gt = np.asarray(gt, np.float64)
@@ -57,9 +58,9 @@ def nme(pred, gt, norm, mask=None):
   if mask is None:
     mean = d.mean(-1)
   else:
-    mask = np.asarray(mask, np.float64)
+    mask = np.asarray(mask, bool)
     with np.errstate(invalid='ignore', divide='ignore'):
-      mean = (d * mask).sum(-1) / mask.sum(-1)
+      mean = np.where(mask, d, 0.0).sum(-1) / mask.sum(-1)
   return mean / np.asarray(norm, np.float64)
 
 

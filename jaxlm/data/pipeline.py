@@ -1,16 +1,26 @@
 """Input pipelines (grain): sources -> examples -> mixed, masked batches.
 
+Sources: 'synthetic' (rendered faces, already crops at image_size) or
+'tfds' (faces built by jaxlm.data.tfds: a stored crop per face). TFDS faces
+go through a *view* first: training decodes the JPEG and applies the
+official augmentation as one affine (data/augment.py); evaluation takes the
+reference crop (1.2 x box; 1.32 for COFW) and keeps the affine back to the
+original image, where NME is computed.
+
 Training examples carry
   image: (S, S, 3) uint8 RGB, the model input (crop space);
   point_index: (N_a,) int32 global indices of the kept anchors into the
     concatenated semantic-alignment tables (see models.semantic_alignment);
   target: (N_a, 2) float32 landmarks in [0, 1] crop units (pixel / S);
-  weight: (N_a,) float32 loss weights (0 for points without a position).
+  weight: (N_a,) float32 loss weights (0 for points without a position,
+    whose target is 0 rather than NaN).
 Anchor masking (thesis §6.2.1): each example keeps `num_anchors` random points
 of its layout, so examples of every layout batch together.
 
-Evaluation examples carry the full layout: landmarks (N, 2) pixels, visible,
-and `valid` (False on padding rows of the last batch).
+Evaluation examples carry the full layout: landmarks (N, 2) crop pixels
+(NaN where a point has no position), visible, `valid` (False on padding rows
+of the last batch) and, for TFDS faces, `to_image` (2x3 crop -> original
+image pixels) and `box` (the face box in image pixels).
 """
 
 from __future__ import annotations
@@ -18,12 +28,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
+import cv2
 import grain
 import numpy as np
 
 from jaxlm import layouts as layouts_lib
+from jaxlm.data import augment as augment_lib
+from jaxlm.data import crop as crop_lib
 from jaxlm.data import synthetic
 from jaxlm.errors import JaxlmError
+
+# Geometry of the stored TFDS crops (see data/tfds/face_builder.py); kept
+# here as numbers so that the training pipeline needs no TFDS import.
+STORE_SIZE = 448
+REFERENCE_SIZE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +57,127 @@ class DatasetSpec:
     return layouts_lib.get(self.layout).num_points
 
 
-def make_source(name: str, cfg, image_size: int):
+class TfdsFaces:
+  """Random access to one split of a face dataset built by jaxlm.data.tfds.
+
+  Items are the stored records (see face_builder.py). `landmarks(i)` gives
+  a face's landmarks in pixels of the evaluation crop at `image_size`.
+  """
+
+  def __init__(self, name: str, tfds_name: str, split: str, layout: str,
+               data_dir: str, image_size: int):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    from jaxlm.data import tfds as builders  # registers  # noqa: F401
+    self.name, self.split, self.image_size = name, split, image_size
+    where = f'dataset {name!r} (tfds_name {tfds_name!r}, split {split!r})'
+    try:
+      builder = tfds.builder(tfds_name, data_dir=data_dir or None)
+    except Exception as e:  # unknown name or config
+      raise JaxlmError(f'{where}: {e}; known builders: '
+                       f'{", ".join(sorted(builders.BUILDERS))}') from None
+    if not builder.is_prepared():
+      raise JaxlmError(
+          f'{where}: not built under data_dir {data_dir or "(TFDS default)"}'
+          f'; build it once with `jaxlm build {tfds_name} --manual_dir '
+          f'<downloaded files> --data_dir {data_dir or "<dir>"}`')
+    if split not in builder.info.splits:
+      raise JaxlmError(f'{where}: no such split; built splits: '
+                       f'{", ".join(builder.info.splits)}')
+    built_layout = builder.builder_config.layout
+    if built_layout != layout:
+      raise JaxlmError(f'{where}: config layout {layout!r} but the data '
+                       f'was built with layout {built_layout!r}')
+    self.crop_factor = float(builder.builder_config.crop_factor)
+    self.source = builder.as_data_source(split=split)
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, index):
+    return self.source[int(index)]
+
+  def __repr__(self):
+    return f'TfdsFaces({self.name!r}, split={self.split!r}, n={len(self)})'
+
+  def landmarks(self, index: int) -> np.ndarray:
+    m = eval_affine(self.image_size)
+    return augment_lib.apply_points(m, self[index]['landmarks']).astype(
+        np.float32)
+
+
+def eval_affine(image_size: int) -> np.ndarray:
+  """Stored-crop pixels -> evaluation crop pixels (the reference square)."""
+  c = STORE_SIZE / 2
+  return augment_lib.reference_affine((c, c), REFERENCE_SIZE, image_size)
+
+
+def decode_jpeg(data: bytes, reduce: int = 1) -> np.ndarray:
+  """RGB uint8 of a stored JPEG, optionally decoded at 1/reduce size."""
+  flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+          4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+  if image is None:
+    raise JaxlmError(f'corrupt JPEG in the built dataset ({len(data)} bytes)')
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _reduce_factor(image_size: int) -> int:
+  """Largest JPEG DCT scaling that keeps >= 1 source pixel per output pixel."""
+  r = 1
+  while r < 8 and REFERENCE_SIZE / (2 * r) >= image_size:
+    r *= 2
+  return r
+
+
+class TrainView:
+  """Stored record -> augmented training sample (a grain random map)."""
+
+  def __init__(self, layout: str, image_size: int, crop_factor: float,
+               cfg: augment_lib.AugmentConfig):
+    self.image_size = image_size
+    self.perm = np.asarray(layouts_lib.get(layout).flip_permutation)
+    self.cfg = dataclasses.replace(cfg, reference_factor=crop_factor)
+    self.reduce = _reduce_factor(image_size)
+
+  def __call__(self, record, rng: np.random.Generator):
+    r = self.reduce
+    image = decode_jpeg(record['image'], r)
+    # DCT-scaled pixel i covers stored pixels [r i, r i + r).
+    points = (np.asarray(record['landmarks'], np.float64) - (r - 1) / 2) / r
+    c = (STORE_SIZE / 2 - (r - 1) / 2) / r
+    image, points, visible, _ = augment_lib.augment(
+        rng, self.cfg, image, points, record['visible'], (c, c),
+        REFERENCE_SIZE / r, self.image_size, self.perm)
+    return dict(image=image, landmarks=points.astype(np.float32),
+                visible=visible)
+
+
+class EvalFaces:
+  """A TfdsFaces split as evaluation samples (the reference crop)."""
+
+  def __init__(self, faces: TfdsFaces):
+    self.faces = faces
+    self.m = eval_affine(faces.image_size)
+    self.to_stored = crop_lib.invert_affine(self.m)
+
+  def __len__(self):
+    return len(self.faces)
+
+  def __getitem__(self, index):
+    rec = self.faces[index]
+    image = augment_lib.warp_image(decode_jpeg(rec['image']), self.m,
+                                   self.faces.image_size)
+    to_image = np.asarray(rec['to_image'], np.float64)
+    return dict(
+        image=image,
+        landmarks=augment_lib.apply_points(self.m, rec['landmarks']).astype(
+            np.float32),
+        visible=np.asarray(rec['visible'], bool),
+        to_image=to_image @ np.vstack([self.to_stored, [0, 0, 1]]),
+        box=np.asarray(rec['box'], np.float64), index=int(index))
+
+
+def make_source(name: str, cfg, image_size: int, data_dir: str = ''):
   """A random-access source for one dataset entry of the config."""
   kind = cfg.get('source', 'synthetic')
   if kind == 'synthetic':
@@ -51,13 +189,32 @@ def make_source(name: str, cfg, image_size: int):
     except KeyError as e:
       raise JaxlmError(f'config key data.*.{name}.layout: {e.args[0]}') \
           from None
-  raise JaxlmError(
-      f'dataset {name!r}: data source {kind!r} is not available in this '
-      f'version of jaxlm (only "synthetic"); the TFDS builders for WFLW, 300W, '
-      f'COFW and MERL-RAV come with jaxlm.data.tfds')
+  if kind == 'tfds':
+    return TfdsFaces(name, cfg.tfds_name, cfg.split, cfg.layout,
+                     cfg.get('data_dir', '') or data_dir, image_size)
+  raise JaxlmError(f'dataset {name!r}: unknown data source {kind!r} '
+                   f'(known: synthetic, tfds)')
 
 
-def dataset_specs(group_cfg, image_size: int) -> list[DatasetSpec]:
+def eval_source(source):
+  """The evaluation view of a source (TFDS faces -> reference crops)."""
+  return EvalFaces(source) if isinstance(source, TfdsFaces) else source
+
+
+def augment_config(cfg) -> augment_lib.AugmentConfig:
+  """AugmentConfig from `data.augment` (absent: the official defaults)."""
+  if cfg is None:
+    return augment_lib.AugmentConfig()
+  fields = {f.name for f in dataclasses.fields(augment_lib.AugmentConfig)}
+  unknown = sorted(set(cfg.keys()) - fields)
+  if unknown:
+    raise JaxlmError(f'config key data.augment.{unknown[0]}: unknown; known: '
+                     f'{", ".join(sorted(fields))}')
+  return augment_lib.AugmentConfig(**cfg.to_dict())
+
+
+def dataset_specs(group_cfg, image_size: int,
+                  data_dir: str = '') -> list[DatasetSpec]:
   """DatasetSpecs of `data.train` or `data.eval`, in config order."""
   specs = []
   for name, cfg in group_cfg.items():
@@ -65,7 +222,7 @@ def dataset_specs(group_cfg, image_size: int) -> list[DatasetSpec]:
       raise JaxlmError(f'dataset {name!r}: unknown layout {cfg.layout!r} '
                        f'(known: {", ".join(sorted(layouts_lib.LAYOUTS))})')
     specs.append(DatasetSpec(name, cfg.layout,
-                             make_source(name, cfg, image_size),
+                             make_source(name, cfg, image_size, data_dir),
                              float(cfg.get('weight', 1.0))))
   return specs
 
@@ -81,14 +238,16 @@ class _TrainExample:
 
   def __call__(self, sample, rng: np.random.Generator):
     keep = rng.choice(self.num_points, self.num_anchors, replace=False)
-    weight = np.ones(self.num_anchors, np.float32)
+    target = np.asarray(sample['landmarks'], np.float32)[keep]
+    has_position = np.isfinite(target).all(axis=1)
+    weight = has_position.astype(np.float32)
     if self.mask_invisible:
       weight *= sample['visible'][keep]
     return dict(
         image=sample['image'],
         point_index=(self.offset + keep).astype(np.int32),
-        target=(sample['landmarks'][keep] / self.image_size).astype(
-            np.float32),
+        target=np.where(has_position[:, None], target / self.image_size,
+                        0.0).astype(np.float32),
         weight=weight)
 
 
@@ -96,13 +255,17 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
                   num_anchors: int, image_size: int, batch_size: int,
                   seed: int, mask_invisible: bool = False,
                   process_index: int = 0, process_count: int = 1,
-                  worker_count: int = 0, read_threads: int = 1):
+                  worker_count: int = 0, read_threads: int = 1,
+                  augment: augment_lib.AugmentConfig | None = None):
   """Infinite iterator dataset of mixed, anchor-masked training batches.
 
   Each dataset is sharded by process, shuffled (differently every epoch) and
-  repeated, then the datasets are mixed by their weights. `worker_count` > 0
-  decodes/renders in that many worker processes.
+  repeated, then the datasets are mixed by their weights. TFDS faces are
+  decoded and augmented (`augment`, default the official parameters);
+  synthetic faces are used as rendered. `worker_count` > 0 decodes/renders
+  in that many worker processes.
   """
+  augment = augment or augment_lib.AugmentConfig()
   parts = []
   for i, spec in enumerate(specs):
     if num_anchors > spec.num_points:
@@ -112,6 +275,10 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
     ds = grain.MapDataset.source(spec.source)
     ds = ds[process_index::process_count]
     ds = ds.shuffle(seed=seed + 7919 * i).repeat()
+    if isinstance(spec.source, TfdsFaces):
+      ds = ds.random_map(TrainView(spec.layout, image_size,
+                                   spec.source.crop_factor, augment),
+                         seed=seed + 15485863 * i + 1)
     ds = ds.random_map(
         _TrainExample(offsets[spec.name], spec.num_points, num_anchors,
                       image_size, mask_invisible), seed=seed + 104729 * i)
@@ -129,13 +296,17 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
 def mean_shape(source, num: int, image_size: int) -> np.ndarray:
   """Mean landmarks (N, 2) in [0, 1] crop units of the first `num` items.
 
-  Uses the source's `landmarks(i)` when it has one (synthetic faces: no
-  rendering needed), else the items' `landmarks`.
+  Uses the source's `landmarks(i)` when it has one (no image decoding),
+  else the items' `landmarks`; points without a position are left out of
+  their point's mean.
   """
   num = min(num, len(source))
   get = getattr(source, 'landmarks', None) or (lambda i: source[i]['landmarks'])
-  return (np.mean([get(i) for i in range(num)], axis=0) / image_size).astype(
-      np.float32)
+  shape = np.nanmean(np.stack([get(i) for i in range(num)]), axis=0)
+  if not np.isfinite(shape).all():
+    raise JaxlmError(f'{source!r}: some landmark has no position in any of '
+                     f'the first {num} faces; raise data.mean_shape_samples')
+  return (shape / image_size).astype(np.float32)
 
 
 def eval_batches(source, batch_size: int) -> Iterator[dict]:
@@ -146,9 +317,8 @@ def eval_batches(source, batch_size: int) -> Iterator[dict]:
     samples = [source[i] for i in idx]
     pad = batch_size - len(samples)
     samples += [samples[-1]] * pad
-    yield dict(
-        image=np.stack([s['image'] for s in samples]),
-        landmarks=np.stack([s['landmarks'] for s in samples]),
-        visible=np.stack([s['visible'] for s in samples]),
-        valid=np.arange(batch_size) < len(idx),
-        index=np.asarray([s['index'] for s in samples]))
+    batch = dict(valid=np.arange(batch_size) < len(idx))
+    for key in ('image', 'landmarks', 'visible', 'index', 'to_image', 'box'):
+      if key in samples[0]:
+        batch[key] = np.stack([np.asarray(s[key]) for s in samples])
+    yield batch

@@ -48,7 +48,8 @@ def setup(config):
   """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
   validate(config)
   size = config.data.image_size
-  specs = pipeline.dataset_specs(config.data.train, size)
+  specs = pipeline.dataset_specs(config.data.train, size,
+                                 config.data.get('data_dir', ''))
   datasets = tuple((s.name, s.num_points) for s in specs)
   model = models.build(config.model, datasets)
   tx, schedule = make_optimizer(config.optim, config.train.steps)
@@ -106,7 +107,8 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
       image_size=size, batch_size=config.train.batch_size, seed=config.seed,
       mask_invisible=config.data.mask_invisible,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      worker_count=config.data.workers, read_threads=config.data.threads)
+      worker_count=config.data.workers, read_threads=config.data.threads,
+      augment=pipeline.augment_config(config.data.get('augment')))
   it = iter(data)
 
   latest = checkpointer.latest_step()
