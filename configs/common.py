@@ -19,6 +19,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.mean_shape_samples = 512
   c.data.workers = 0  # grain worker processes (0: decode in-process)
   c.data.threads = 1
+  c.data.data_dir = ''  # TFDS data dir of `source='tfds'` datasets
+  # Official augmentation of TFDS faces (jaxlm/data/augment.py); synthetic
+  # faces are used as rendered.
+  c.data.augment = ml_collections.ConfigDict(dict(
+      rotation_std=15.0, rotation_max=30.0, scale_mean=1.2, scale_std=0.05,
+      scale_min=1.15, scale_max=1.25, shift_std=0.05, shift_max=0.05,
+      flip_prob=0.5, grey_prob=0.2, colour_prob=0.5, brightness_std=30.0,
+      brightness_max=30.0, contrast_mean=1.0, contrast_std=0.3,
+      contrast_min=0.3, contrast_max=1.3, occlusion_prob=0.5,
+      occlusion_mean=0.2, occlusion_std=0.08, shear_prob=1 / 3,
+      shear_std=0.2, shear_max=0.2))
   c.data.train = ml_collections.ConfigDict()
   c.data.eval = ml_collections.ConfigDict()
 

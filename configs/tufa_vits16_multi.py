@@ -1,7 +1,12 @@
 r"""TUFA ViT-S/16, multi-dataset recipe of thesis §6.3.3 (Table 6.1, 6.12).
 
+Build the four datasets once from the downloaded files (instructions:
+`jaxlm build NAME --help` and jaxlm/data/tfds/<name>/), then train:
+
+  for d in wflw w300 merl_rav cofw/cofw29; do
+    jaxlm build $d --manual_dir ~/downloads/$d --data_dir ~/tfds; done
   jaxlm train --config configs/tufa_vits16_multi.py --workdir gs://.../run \
-      --config.data.data_dir=/path/to/tfds
+      --config.data.data_dir=~/tfds     # or gs://bucket/tfds
 
 Trains on the training sets of WFLW (98), 300W (68), MERL-RAV (68) and COFW
 (29) at once, one semantic-alignment table each; DINO ViT-S/16 encoder
@@ -11,8 +16,8 @@ Evaluated on WFLW, 300W (common/challenging/full), COFW.
 
 Expected (thesis, ViT-S/8 in Table 6.12; S/16 slightly worse): inter-ocular
 NME ~3.9-4.0% WFLW, ~2.95-3.0% 300W full, ~3.1% COFW; NME_box ~1.5% MERL-RAV.
-The real-data sources (TFDS builders) arrive with jaxlm.data.tfds; until
-then this config stops with an error naming the missing source.
+Without `init.encoder` the encoder starts from random weights (a warning
+says so); converted DINO weights come with `jaxlm convert`.
 """
 
 import sys
@@ -31,14 +36,15 @@ def get_config(arg=None):
   del arg
   c = base_config()
   c.model.variant = 'S/16'
-  c.data.data_dir = ''
   c.data.train.wflw = tfds('wflw', 'wflw98', 'train')
-  c.data.train.w300 = tfds('300w', '300w68', 'train')
+  c.data.train.w300 = tfds('w300', '300w68', 'train')
   c.data.train.merlrav = tfds('merl_rav', 'merlrav68', 'train')
-  c.data.train.cofw = tfds('cofw', 'cofw29', 'train')
+  c.data.train.cofw = tfds('cofw/cofw29', 'cofw29', 'train')
   c.data.eval.wflw = tfds('wflw', 'wflw98', 'test', prompts='wflw')
-  c.data.eval.w300_full = tfds('300w', '300w68', 'test_full', prompts='w300')
-  c.data.eval.cofw = tfds('cofw', 'cofw29', 'test', prompts='cofw')
+  c.data.eval.w300_full = tfds('w300', '300w68', 'test_full', prompts='w300')
+  c.data.eval.cofw = tfds('cofw/cofw29', 'cofw29', 'test', prompts='cofw')
+  c.data.eval.merlrav = tfds('merl_rav', 'merlrav68', 'test',
+                             prompts='merlrav', normaliser='box')
   c.init = ml_collections.ConfigDict(dict(encoder=''))
   epochs = 100
   c.train.batch_size = 16

@@ -1,4 +1,4 @@
-"""The `jaxlm` command: train, eval, predict, synth.
+"""The `jaxlm` command: train, eval, predict, synth, build, fake-data.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
@@ -132,6 +132,72 @@ def cmd_synth(args, extra):
   log.info('wrote %s', out)
 
 
+def cmd_build(args, extra):
+  """Builds one TFDS face dataset from the user's downloaded files."""
+  del extra
+  import tensorflow_datasets as tfds
+  from jaxlm.data import tfds as builders
+  from jaxlm.data.formats import FormatError
+  name, _, config = args.name.partition('/')
+  if name not in builders.BUILDERS:
+    raise JaxlmError(f'unknown dataset {name!r}; known: '
+                     f'{", ".join(sorted(builders.BUILDERS))}')
+  cls = builders.BUILDERS[name]
+  configs = [c.name for c in cls.BUILDER_CONFIGS]
+  if config and config not in configs:
+    raise JaxlmError(f'{name} has no config {config!r}; known: '
+                     f'{", ".join(configs)}')
+  manual_dir = Path(args.manual_dir).expanduser()
+  if not manual_dir.is_dir():
+    raise JaxlmError(f'--manual_dir {manual_dir}: not a folder. '
+                     f'{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+  builder = cls(config=config or None, data_dir=args.data_dir,
+                skip_bad=args.skip_bad)
+  if builder.is_prepared() and not args.overwrite:
+    log.info('%s is already built at %s (--overwrite to rebuild)',
+             args.name, builder.data_path)
+    return
+  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
+          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  log.info('building %s/%s from %s into %s', name, builder.builder_config.name,
+           manual_dir, args.data_dir)
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=str(manual_dir), download_mode=mode,
+        compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  except FormatError as e:
+    raise JaxlmError(f'{e}; nothing was written to {args.data_dir}') from None
+  splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+  report = dict(dataset=name, config=builder.builder_config.name,
+                manual_dir=str(manual_dir), data_path=str(builder.data_path),
+                splits=splits,
+                skipped={k: v for k, v in builder.skipped.items() if v})
+  path = Path(str(builder.data_path)) / 'build_report.json'
+  path.write_text(json.dumps(report, indent=2))
+  n_skipped = sum(len(v) for v in builder.skipped.values())
+  log.info('built %s: %s; skipped %d bad faces; report %s', args.name,
+           ', '.join(f'{k} {v}' for k, v in splits.items()), n_skipped, path)
+
+
+def cmd_fake_data(args, extra):
+  """Writes a small fake dataset in a real dataset's original format."""
+  del extra
+  from jaxlm.data.formats import fake
+  out, n = Path(args.out), args.num
+  writers = dict(
+      wflw=lambda: fake.write_wflw(out, dict(train=n, test=n)),
+      w300=lambda: fake.write_300w(out, n=n),
+      cofw=lambda: fake.write_cofw(out, dict(train=n, test=n)),
+      merl_rav=lambda: fake.write_merlrav(out, n=n),
+      aflw19=lambda: fake.write_aflw19(out, n=n),
+      mafl=lambda: fake.write_mafl(out, dict(train=n, test=n)))
+  if args.name not in writers:
+    raise JaxlmError(f'unknown dataset {args.name!r}; known: '
+                     f'{", ".join(writers)}')
+  writers[args.name]()
+  log.info('wrote fake %s files to %s', args.name, out)
+
+
 def build_parser():
   p = argparse.ArgumentParser(
       prog='jaxlm', description='Facial landmark detection in JAX (TUFA).')
@@ -173,7 +239,27 @@ def build_parser():
   s.add_argument('--out', required=True, help='a .png (grid) or a folder')
   s.set_defaults(fn=cmd_synth)
 
-  for sp in (t, e, r, s):
+  b = sub.add_parser('build', help='build a TFDS dataset from downloaded '
+                     'files (once)')
+  b.add_argument('name', help='wflw | w300[/private|/masked] | cofw[/cofw68]'
+                 ' | merl_rav | aflw19 | mafl')
+  b.add_argument('--manual_dir', required=True,
+                 help='the downloaded files (see the builder instructions)')
+  b.add_argument('--data_dir', required=True,
+                 help='TFDS data dir to write (local or gs://)')
+  b.add_argument('--skip_bad', action='store_true',
+                 help='skip bad faces, list them in build_report.json')
+  b.add_argument('--overwrite', action='store_true')
+  b.set_defaults(fn=cmd_build)
+
+  f = sub.add_parser('fake-data', help='write a small fake dataset in a real '
+                     "dataset's original file format (for smoke tests)")
+  f.add_argument('name', help='wflw | w300 | cofw | merl_rav | aflw19 | mafl')
+  f.add_argument('--out', required=True)
+  f.add_argument('--num', type=int, default=4, help='faces per split/folder')
+  f.set_defaults(fn=cmd_fake_data)
+
+  for sp in (t, e, r, s, b, f):
     sp.add_argument('--no-progress', action='store_true',
                     default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
   return p

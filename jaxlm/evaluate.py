@@ -144,16 +144,15 @@ def _image_space(batch, pred, base):
 
 
 def format_report(results: dict) -> str:
-  lines = ['| dataset | layout | prompts | NME % | FR@α % | AUC@α | '
-           'mean-shape NME % | faces |',
-           '|---|---|---|---|---|---|---|---|']
+  lines = ['| dataset | layout | prompts | normaliser | NME % | FR@α % | '
+           'AUC@α | mean-shape NME % | faces |',
+           '|---|---|---|---|---|---|---|---|---|']
   for r in results.values():
     lines.append(
         f'| {r["dataset"]} | {r["layout"]} | '
         f'{"zero-shot" if r["zero_shot"] else "trained"} | '
-        f'{100 * r["nme"]:.2f} | {100 * r["fr"]:.2f} | {r["auc"]:.4f} | '
-        f'{100 * r["mean_shape_nme"]:.2f} | {r["count"]} |')
+        f'{r["normaliser"]} | {100 * r["nme"]:.2f} | {100 * r["fr"]:.2f} | '
+        f'{r["auc"]:.4f} | {100 * r["mean_shape_nme"]:.2f} | {r["count"]} |')
   alpha = next(iter(results.values()))['alpha'] if results else 0.1
-  norm = next(iter(results.values()))['normaliser'] if results else ''
-  return (f'NME normalised by {norm}; FR and AUC at α = {alpha}.\n\n'
-          + '\n'.join(lines) + '\n')
+  return (f'NME in original-image pixels / the normaliser; FR and AUC at '
+          f'α = {alpha}.\n\n' + '\n'.join(lines) + '\n')

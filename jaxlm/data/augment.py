@@ -121,7 +121,9 @@ def warp_image(image: np.ndarray, m: np.ndarray, out_size: int) -> np.ndarray:
 
 def photometric(rng: np.random.Generator, cfg: AugmentConfig,
                 image: np.ndarray) -> np.ndarray:
-  """Greyscale, brightness/contrast and occlusion on a uint8 RGB image."""
+  """Greyscale, brightness/contrast and occlusion on a uint8 RGB image
+  (a new array; the input is not modified)."""
+  src = image
   if rng.random() < cfg.grey_prob:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     image = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
@@ -137,7 +139,8 @@ def photometric(rng: np.random.Generator, cfg: AugmentConfig,
                                           cfg.occlusion_std, 0.02, 0.6)))
             for _ in range(2)]
     x, y = rng.integers(0, n - w + 1), rng.integers(0, n - h + 1)
-    image = image.copy() if not image.flags.writeable else image
+    if image is src:
+      image = image.copy()
     image[y:y + h, x:x + w] = rng.integers(0, 256, 3, dtype=np.uint8)
   return image
 

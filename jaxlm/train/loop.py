@@ -47,6 +47,15 @@ class MetricWriter:
 def setup(config):
   """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
   validate(config)
+  encoder_init = config.get('init', {}).get('encoder', '')
+  if encoder_init:
+    raise JaxlmError(
+        f'config key init.encoder={encoder_init!r}: loading converted DINO '
+        f'weights is not in this version of jaxlm yet (it comes with '
+        f'`jaxlm convert`); leave it empty to train from random weights')
+  if 'init' in config:
+    log.warning('init.encoder is empty: the encoder starts from random '
+                'weights, not DINO')
   size = config.data.image_size
   specs = pipeline.dataset_specs(config.data.train, size,
                                  config.data.get('data_dir', ''))

@@ -160,6 +160,9 @@ class FaceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                      f'{self.builder_config.layout}; attributes '
                      f'{list(self.ATTRIBUTES)}.'),
         features=tfds.features.FeaturesDict(features),
+        # Keep the annotation files' order: evaluation reports and overlays
+        # then follow the dataset's own numbering (training shuffles anyway).
+        disable_shuffling=True,
         homepage=self.HOMEPAGE or None, citation=self.CITATION or None)
 
   def attribute_code(self, rec: FaceRecord, name: str) -> int:
