@@ -288,6 +288,10 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
                                             prefetch_buffer_size=4))
   if worker_count > 0:
+    # grain's workers read absl flags; outside an absl app they are unparsed.
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=worker_count, per_worker_buffer_size=2))
   return it
