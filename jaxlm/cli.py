@@ -148,8 +148,8 @@ def cmd_build(args, extra):
     raise JaxlmError(f'{name} has no config {config!r}; known: '
                      f'{", ".join(configs)}')
   manual_dir = Path(args.manual_dir).expanduser()
-  if not manual_dir.is_dir():
-    raise JaxlmError(f'--manual_dir {manual_dir}: not a folder. '
+  if not manual_dir.is_dir() or not any(manual_dir.iterdir()):
+    raise JaxlmError(f'--manual_dir {manual_dir}: missing or empty. '
                      f'{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
   builder = cls(config=config or None, data_dir=args.data_dir,
                 skip_bad=args.skip_bad)

@@ -202,6 +202,10 @@ class FaceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           continue
         yield i, example
     except FormatError as e:
+      if 'not found' in str(e) and 'image file' not in str(e):
+        raise FormatError(f'{e}. Expected files under manual_dir '
+                          f'{manual_dir}:{self.MANUAL_DOWNLOAD_INSTRUCTIONS}'
+                          ) from None
       if str(e).endswith(hint) or self.skip_bad:
         raise
       raise FormatError(f'{e}{hint}') from None
