@@ -60,7 +60,6 @@ def test_eval_crop_maps_back_to_the_original_annotation(built):
     diff = np.abs(direct.astype(int) - s['image'].astype(int))[inside]
     assert diff.mean() < 6, diff.mean()
     # The reference square: 1.2 x the longer side of the landmarks' box.
-    lo, hi = rec.landmarks.min(0), rec.landmarks.max(0)
     p = s['landmarks']
     side = (p.max(0) - p.min(0)).max()
     assert side == pytest.approx(256 / 1.2, rel=1e-4)
@@ -110,6 +109,38 @@ def test_training_batches(built):
   other = next(iter(pipeline.train_dataset(specs, offsets,
                                            **{**kw, 'seed': 4})))
   assert not np.array_equal(other['target'], b['target'])
+
+
+def test_worker_processes_give_the_same_batches(built):
+  _, data = built
+  kw = dict(num_anchors=24, image_size=64, batch_size=4, seed=1)
+  specs = _specs(data)
+  a = iter(pipeline.train_dataset(specs, dict(cofw=0, wflw=29), **kw))
+  b = iter(pipeline.train_dataset(specs, dict(cofw=0, wflw=29),
+                                  worker_count=1, **kw))
+  for _ in range(2):
+    np.testing.assert_array_equal(next(a)['target'], next(b)['target'])
+
+
+def test_process_shards_are_disjoint(built):
+  _, data = built
+  from jaxlm.data import augment
+  # No augmentation: a face's targets (sorted by point) identify it.
+  kw = dict(num_anchors=98, image_size=64, batch_size=3, seed=0,
+            augment=augment.AugmentConfig.off())
+  spec = [pipeline.DatasetSpec('wflw', 'wflw98',
+                               _faces(data, split='train', size=64))]
+  faces = []
+  for p in range(2):
+    it = iter(pipeline.train_dataset(spec, dict(wflw=0), process_index=p,
+                                     process_count=2, **kw))
+    # 6 faces / 2 processes: one epoch of a process is 3 faces.
+    b = next(it)
+    order = np.argsort(b['point_index'], axis=1)
+    t = np.take_along_axis(b['target'], order[..., None], axis=1)
+    faces.append({tuple(np.round(x.ravel(), 4)) for x in t})
+  assert len(faces[0]) == len(faces[1]) == 3
+  assert not faces[0] & faces[1]
 
 
 def test_mixing_weights(built):
