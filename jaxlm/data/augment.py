@@ -28,6 +28,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from jaxlm.data import crop as crop_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -108,17 +110,6 @@ def sample_geometry(rng: np.random.Generator, cfg: AugmentConfig, centre,
   return np.concatenate([linear, offset[:, None]], axis=1), flip
 
 
-def apply_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
-  p = np.asarray(points, np.float64)
-  return p @ m[:, :2].T + m[:, 2]
-
-
-def warp_image(image: np.ndarray, m: np.ndarray, out_size: int) -> np.ndarray:
-  return cv2.warpAffine(image, m, (out_size, out_size),
-                        flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT)
-
-
 def photometric(rng: np.random.Generator, cfg: AugmentConfig,
                 image: np.ndarray) -> np.ndarray:
   """Greyscale, brightness/contrast and occlusion on a uint8 RGB image
@@ -156,8 +147,8 @@ def augment(rng: np.random.Generator, cfg: AugmentConfig, image: np.ndarray,
   permuted when flipped) and the source -> output affine.
   """
   m, flipped = sample_geometry(rng, cfg, centre, side, out_size)
-  out = warp_image(image, m, out_size)
-  points = apply_points(m, landmarks)
+  out = crop_lib.warp(image, m, out_size)
+  points = crop_lib.apply_affine(m, landmarks)
   visible = np.asarray(visible)
   if flipped:
     perm = np.asarray(flip_permutation)

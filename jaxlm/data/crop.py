@@ -13,6 +13,13 @@ import numpy as np
 
 from jaxlm.errors import JaxlmError
 
+# Stored faces (data/tfds): a square crop of STORE_MARGIN reference squares
+# around the face, STORE_SIZE pixels, whose central REFERENCE_SIZE pixels are
+# the reference square (the evaluation crop of the rule above).
+REFERENCE_SIZE = 256
+STORE_MARGIN = 1.75
+STORE_SIZE = int(round(REFERENCE_SIZE * STORE_MARGIN))  # 448
+
 
 def square_crop_affine(box, out_size: int = 256, factor: float = 1.2):
   """2x3 affine mapping image pixels to crop pixels for box (x0, y0, x1, y1)."""

@@ -37,11 +37,7 @@ from jaxlm.data import augment as augment_lib
 from jaxlm.data import crop as crop_lib
 from jaxlm.data import synthetic
 from jaxlm.errors import JaxlmError
-
-# Geometry of the stored TFDS crops (see data/tfds/face_builder.py); kept
-# here as numbers so that the training pipeline needs no TFDS import.
-STORE_SIZE = 448
-REFERENCE_SIZE = 256
+from jaxlm.data.crop import REFERENCE_SIZE, STORE_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +97,7 @@ class TfdsFaces:
 
   def landmarks(self, index: int) -> np.ndarray:
     m = eval_affine(self.image_size)
-    return augment_lib.apply_points(m, self[index]['landmarks']).astype(
+    return crop_lib.apply_affine(m, self[index]['landmarks']).astype(
         np.float32)
 
 
@@ -165,12 +161,12 @@ class EvalFaces:
 
   def __getitem__(self, index):
     rec = self.faces[index]
-    image = augment_lib.warp_image(decode_jpeg(rec['image']), self.m,
+    image = crop_lib.warp(decode_jpeg(rec['image']), self.m,
                                    self.faces.image_size)
     to_image = np.asarray(rec['to_image'], np.float64)
     return dict(
         image=image,
-        landmarks=augment_lib.apply_points(self.m, rec['landmarks']).astype(
+        landmarks=crop_lib.apply_affine(self.m, rec['landmarks']).astype(
             np.float32),
         visible=np.asarray(rec['visible'], bool),
         to_image=to_image @ np.vstack([self.to_stored, [0, 0, 1]]),

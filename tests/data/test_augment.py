@@ -6,6 +6,7 @@ import pytest
 
 from jaxlm import layouts
 from jaxlm.data import augment as aug
+from jaxlm.data import crop as crop_lib
 
 SIZE, OUT, SIDE = 448, 256, 256.0
 CENTRE = (SIZE / 2, SIZE / 2)
@@ -54,7 +55,7 @@ def test_landmarks_stay_on_their_marks(case):
                                  pts, np.ones(len(pts), bool), CENTRE, SIDE,
                                  OUT, perm)
     assert out.shape == (OUT, OUT, 3)
-    np.testing.assert_allclose(p, aug.apply_points(m, pts)[
+    np.testing.assert_allclose(p, crop_lib.apply_affine(m, pts)[
         perm if m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0] < 0 else slice(None)])
     flipped = np.linalg.det(m[:, :2]) < 0
     flips += flipped
@@ -75,7 +76,7 @@ def test_no_augmentation_is_the_reference_crop():
   assert not flipped
   np.testing.assert_allclose(m, aug.reference_affine(CENTRE, SIDE, OUT))
   corners = np.array([[SIZE / 2 - SIDE / 2] * 2, [SIZE / 2 + SIDE / 2] * 2])
-  np.testing.assert_allclose(aug.apply_points(m, corners), [[0, 0], [OUT, OUT]])
+  np.testing.assert_allclose(crop_lib.apply_affine(m, corners), [[0, 0], [OUT, OUT]])
 
 
 def test_geometry_parameters_follow_the_official_ranges():

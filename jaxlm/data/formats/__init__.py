@@ -105,6 +105,18 @@ def read_image(path) -> np.ndarray:
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_json(path):
+  """A JSON file's contents; FormatError naming the file (and line)."""
+  import json  # pylint: disable=g-import-not-at-top
+  path = epath.Path(path)
+  try:
+    return json.loads(path.read_text())
+  except FileNotFoundError:
+    raise FormatError(f'{path}: file not found') from None
+  except json.JSONDecodeError as e:
+    raise FormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+
+
 def tight_box(landmarks: np.ndarray) -> np.ndarray:
   """x0, y0, x1, y1 of the points that have a position."""
   p = np.asarray(landmarks, np.float64)

@@ -7,25 +7,20 @@ labelled (no position), 1: labelled but occluded, 2: visible.
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 import numpy as np
 from etils import epath
 
 from jaxlm.data.formats import FaceRecord, FormatError, check_record
+from jaxlm.data.formats import read_json
 from jaxlm.data.formats import parse_each
 
 
 def read_coco(path, images_dir, *, layout: str, dataset: str,
               num_points: int, on_error=None) -> Iterator[FaceRecord]:
   path, images_dir = epath.Path(path), epath.Path(images_dir)
-  try:
-    d = json.loads(path.read_text())
-  except FileNotFoundError:
-    raise FormatError(f'{path}: file not found') from None
-  except json.JSONDecodeError as e:
-    raise FormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+  d = read_json(path)
   images = {im['id']: im for im in d.get('images', [])}
 
   def parse(item):

@@ -13,13 +13,14 @@ under `masked_300w/` with masks painted on the faces.
 
 from __future__ import annotations
 
-import json
 from typing import Iterator, Sequence
 
 import numpy as np
 from etils import epath
 
+from jaxlm import layouts
 from jaxlm.data.formats import FaceRecord, FormatError, check_record
+from jaxlm.data.formats import read_json
 from jaxlm.data.formats import parse_each, parse_floats, tight_box
 
 IMAGE_SUFFIXES = ('.jpg', '.png', '.jpeg', '.JPG', '.PNG', '.bmp', '.ppm')
@@ -84,12 +85,7 @@ def read_pts(path, *, one_based: bool = True) -> np.ndarray:
 def read_ljson(path) -> np.ndarray:
   """(N, 2) float64 (x, y) pixels of a menpo `.ljson` file ((y, x) inside)."""
   path = epath.Path(path)
-  try:
-    d = json.loads(path.read_text())
-  except FileNotFoundError:
-    raise FormatError(f'{path}: landmark file not found') from None
-  except json.JSONDecodeError as e:
-    raise FormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+  d = read_json(path)
   if 'groups' in d:  # version 3: {"groups": {name: {"landmarks": ...}}}
     if not d['groups']:
       raise FormatError(f'{path}: no landmark group')
@@ -123,7 +119,7 @@ def pts_record(pts_file, *, layout: str = '300w68', dataset: str = '300w',
       image_path=str(image_for(pts_file)), landmarks=landmarks,
       visible=np.ones(len(landmarks), bool), box=tight_box(landmarks),
       layout=layout, dataset=dataset, attributes=dict(attributes or {}),
-      where=str(pts_file)), 68 if layout.endswith('68') else len(landmarks))
+      where=str(pts_file)), layouts.get(layout).num_points)
 
 
 def read_pts_folders(root, folders: Sequence[str], *, on_error=None,

@@ -39,11 +39,9 @@ from etils import epath
 
 from jaxlm import layouts
 from jaxlm.data import crop as crop_lib
+from jaxlm.data.crop import REFERENCE_SIZE, STORE_MARGIN, STORE_SIZE
 from jaxlm.data.formats import FaceRecord, FormatError
 
-REFERENCE_SIZE = 256
-STORE_MARGIN = 1.75
-STORE_SIZE = int(round(REFERENCE_SIZE * STORE_MARGIN))  # 448
 JPEG_QUALITY = 95
 
 log = logging.getLogger(__name__)
