@@ -1,4 +1,4 @@
-"""The `jaxlm` command: train, eval, predict, synth, build, fake-data.
+"""The `jaxlm` command: train, eval, predict, synth, build, fake-data, convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
@@ -198,6 +198,60 @@ def cmd_fake_data(args, extra):
   log.info('wrote fake %s files to %s', args.name, out)
 
 
+_REPO_CONFIGS = Path(__file__).resolve().parent.parent / 'configs'
+
+
+def cmd_convert(args, extra):
+  """PyTorch weights -> an orbax checkpoint jaxlm trains or evaluates from."""
+  from jaxlm import config as config_lib
+  from jaxlm import convert
+  tensors = convert.read_tensors(args.src)
+  where = str(args.src)
+  meta = dict(kind=args.kind, source=str(Path(args.src).absolute()),
+              source_tensors=len(tensors))
+  if args.kind == 'dino':
+    from jaxlm.convert import dino
+    tree, variant, size, style = dino.convert_dino(tensors, where, args.variant)
+    meta.update(variant=variant, pretrain_size=size, key_style=style,
+                num_params=convert.count(tree))
+    convert.save_params(args.dst, tree, meta)
+  elif args.kind == 'tufa':
+    from jaxlm.convert import tufa
+    if not args.prompts:
+      raise JaxlmError('convert tufa needs --prompts NAME=shape_N.npz[:layout]'
+                       ' for each training dataset (e.g. wflw=Prompt/'
+                       'shape_98.npz w300=Prompt/shape_68.npz cofw=Prompt/'
+                       'shape_29.npz)')
+    prompts = {}
+    for spec in args.prompts:
+      name, eq, rest = spec.partition('=')
+      if not eq or not name:
+        raise JaxlmError(f'--prompts {spec!r}: expected NAME=FILE[:layout]')
+      file, _, layout = rest.partition(':')
+      init, offset = tufa.read_prompt_file(file)
+      layout = layout or tufa.DEFAULT_LAYOUT.get(len(init), '')
+      if not layout:
+        raise JaxlmError(f'--prompts {spec}: {len(init)} points; name the '
+                         f'layout as {name}={file}:<layout>')
+      prompts[name] = (init, offset, layout)
+    cfg_path = args.config or str(_REPO_CONFIGS / 'tufa_vits16_multi.py')
+    cfg = config_lib.load_config(cfg_path)
+    config_lib.apply_overrides(cfg, config_lib.parse_override_args(extra))
+    variables, datasets, cfg = tufa.convert_tufa(tensors, prompts, cfg, where)
+    meta.update(variant=cfg.model.variant, datasets=[list(d) for d in datasets],
+                prompt_files=args.prompts, config=cfg_path,
+                num_params=convert.count(variables['params']))
+    with convert.atomic_dir(args.dst) as tmp:
+      tufa.write_run(tmp, variables, datasets, config_lib.to_json(cfg))
+      convert.write_meta(tmp, meta)
+  else:
+    raise JaxlmError(f'convert {args.kind}: not available yet (converters: '
+                     f'dino, tufa)')
+  log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
+           args.src, args.kind, len(tensors), args.dst, meta.get('variant'),
+           f'{meta["num_params"]:,}')
+
+
 def build_parser():
   p = argparse.ArgumentParser(
       prog='jaxlm', description='Facial landmark detection in JAX (TUFA).')
@@ -259,7 +313,21 @@ def build_parser():
   f.add_argument('--num', type=int, default=4, help='faces per split/folder')
   f.set_defaults(fn=cmd_fake_data)
 
-  for sp in (t, e, r, s, b, f):
+  c = sub.add_parser('convert', help='PyTorch weights (.pth/.safetensors) '
+                     '-> orbax checkpoint')
+  c.add_argument('kind', choices=['dino', 'dinov2', 'dinov3', 'tufa', 'slpt',
+                                  'dslpt'])
+  c.add_argument('--src', required=True, help='.pth/.pt/.bin/.safetensors')
+  c.add_argument('--dst', required=True, help='output folder (new or empty)')
+  c.add_argument('--variant', help='expected ViT variant, e.g. S/16 '
+                 '(checked against the file)')
+  c.add_argument('--prompts', nargs='+', help='tufa: NAME=shape_N.npz'
+                 '[:layout] per training dataset')
+  c.add_argument('--config', help='tufa: config whose model/eval settings '
+                 'the run uses (default configs/tufa_vits16_multi.py)')
+  c.set_defaults(fn=cmd_convert)
+
+  for sp in (t, e, r, s, b, f, c):
     sp.add_argument('--no-progress', action='store_true',
                     default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
   return p
@@ -269,7 +337,7 @@ def main(argv=None):
   _setup_logging()
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
-  if extra and args.command not in ('train', 'eval'):
+  if extra and args.command not in ('train', 'eval', 'convert'):
     parser.error(f'unrecognised arguments: {" ".join(extra)}')
   try:
     args.fn(args, extra)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 
@@ -18,6 +19,7 @@ from jaxlm.data import pipeline
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
 from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm.train.checkpoint import check_variables
 from jaxlm.train.state import create_state, make_optimizer
 from jaxlm.train.step import batch_to_device, make_train_step
 
@@ -47,13 +49,7 @@ class MetricWriter:
 def setup(config):
   """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
   validate(config)
-  encoder_init = config.get('init', {}).get('encoder', '')
-  if encoder_init:
-    raise JaxlmError(
-        f'config key init.encoder={encoder_init!r}: loading converted DINO '
-        f'weights is not in this version of jaxlm yet (it comes with '
-        f'`jaxlm convert`); leave it empty to train from random weights')
-  if 'init' in config:
+  if 'init' in config and not config.init.get('encoder', ''):
     log.warning('init.encoder is empty: the encoder starts from random '
                 'weights, not DINO')
   size = config.data.image_size
@@ -63,6 +59,28 @@ def setup(config):
   model = models.build(config.model, datasets)
   tx, schedule = make_optimizer(config.optim, config.train.steps)
   return model, specs, datasets, tx, schedule
+
+
+def load_encoder_init(path, variant: str, current):
+  """Converted encoder params (`jaxlm convert dino ...`) for `current`.
+
+  The variant and every parameter's shape must match the model's; the
+  arrays are placed like `current`'s.
+  """
+  from jaxlm import convert  # pylint: disable=g-import-not-at-top
+  where = f'config key init.encoder={path}'
+  meta = convert.load_meta(path)
+  if meta.get('kind') not in ('dino', 'dinov2'):
+    raise JaxlmError(f'{where}: a converted {meta.get("kind")!r} checkpoint, '
+                     f'not an encoder (convert one with `jaxlm convert dino`)')
+  if meta.get('variant') != variant:
+    raise JaxlmError(f'{where}: encoder {meta.get("variant")} but the config '
+                     f'has model.variant={variant}')
+  loaded = convert.load_params(path)
+  check_variables(current, loaded, what=where)
+  return jax.tree_util.tree_map(
+      lambda new, old: jax.device_put(jnp.asarray(new, old.dtype),
+                                      old.sharding), loaded, current)
 
 
 def train(config, workdir, progress: bool = True,
@@ -128,6 +146,13 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
     log.info('resumed from %s at step %d', checkpointer.directory, latest)
   else:
     state = jax.jit(init)()
+    encoder_dir = config.get('init', {}).get('encoder', '')
+    if encoder_dir:
+      state = state.replace(params={
+          **state.params,
+          'encoder': load_encoder_init(encoder_dir, config.model.variant,
+                                       state.params['encoder'])})
+      log.info('encoder initialised from %s', encoder_dir)
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
   log.info('model %s (%s): %.2fM parameters; datasets %s',
            config.model.name, config.model.variant, n_params / 1e6,
