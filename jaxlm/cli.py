@@ -209,10 +209,12 @@ def cmd_convert(args, extra):
   where = str(args.src)
   meta = dict(kind=args.kind, source=str(Path(args.src).absolute()),
               source_tensors=len(tensors))
-  if args.kind == 'dino':
+  if args.kind in ('dino', 'dinov2'):
     from jaxlm.convert import dino
-    tree, variant, size, style = dino.convert_dino(tensors, where, args.variant)
-    meta.update(variant=variant, pretrain_size=size, key_style=style,
+    tree, variant, style = dino.convert_dino(
+        tensors, where, args.variant,
+        family='vit' if args.kind == 'dino' else 'dinov2')
+    meta.update(variant=variant, key_style=style,
                 num_params=convert.count(tree))
     convert.save_params(args.dst, tree, meta)
   elif args.kind == 'tufa':
@@ -246,7 +248,7 @@ def cmd_convert(args, extra):
       convert.write_meta(tmp, meta)
   else:
     raise JaxlmError(f'convert {args.kind}: not available yet (converters: '
-                     f'dino, tufa)')
+                     f'dino, dinov2, tufa)')
   log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
            args.src, args.kind, len(tensors), args.dst, meta.get('variant'),
            f'{meta["num_params"]:,}')

@@ -81,9 +81,7 @@ def tufa_rules(tensors: dict, where: str):
   depth = 1 + max(int(k.split('.')[3]) for k in tensors
                   if k.startswith('Decoder.Decoder.layers.'))
   width = int(enc['cls_token'].shape[-1])
-  from jaxlm.models import vit  # pylint: disable=g-import-not-at-top
-  r = vit_rules('original', vit.decode_variant(variant)['depth'],
-                src='Encoder.', dst='encoder/')
+  r = vit_rules('original', variant, src='Encoder.', dst='encoder/')
   for i in range(depth):
     s, d = f'Decoder.Decoder.layers.{i}.', f'decoder/layers_{i}'
     _mha(r, s + 'self_attn', d + '/self_attn', width)

@@ -40,9 +40,13 @@ _SIZES = {
 
 
 def decode_variant(variant: str) -> dict:
-  """'S/16' -> dict(width=384, depth=12, num_heads=6, mlp_dim=1536, patch=16).
+  """'S/16' -> dict(width=384, depth=12, num_heads=6, mlp_dim=1536, patch=16,
+  registers=0, layerscale=0, pretrain=224).
 
-  Overrides may follow a colon, e.g. 'Ti/16:depth=4' for the tiny demo model.
+  Overrides may follow colons: 'Ti/16:depth=4' (the tiny demo model),
+  'S/14:pretrain=518:layerscale=1' (DINOv2), '...:registers=4' (DINOv2 with
+  registers). `pretrain` is the image size the position embedding is
+  stored for.
   """
   m = re.fullmatch(r'(Ti|S|B)/(\d+)((?::\w+=\d+)*)', variant)
   if not m:
@@ -51,11 +55,12 @@ def decode_variant(variant: str) -> dict:
                      f'{", ".join(_SIZES)})')
   width, depth, heads, mlp = _SIZES[m.group(1)]
   out = dict(width=width, depth=depth, num_heads=heads, mlp_dim=mlp,
-             patch=int(m.group(2)))
+             patch=int(m.group(2)), registers=0, layerscale=0, pretrain=224)
   for kv in filter(None, m.group(3).split(':')):
     k, v = kv.split('=')
     if k not in out:
-      raise ValueError(f'unknown ViT variant override {k!r} in {variant!r}')
+      raise ValueError(f'unknown ViT variant override {k!r} in {variant!r} '
+                       f'(known: {", ".join(out)})')
     out[k] = int(v)
   return out
 
@@ -88,12 +93,33 @@ def bicubic_matrix(n_in: int, n_out: int, scale: float | None = None):
   return m.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=64)
+def antialiased_bicubic_matrix(n_in: int, n_out: int):
+  """(n_out, n_in) matrix of `interpolate(size=..., mode='bicubic',
+  antialias=True)` along one axis (PyTorch's PIL-style filter: cubic a=-0.5,
+  support widened by the scale when shrinking, weights normalised)."""
+  scale = n_in / n_out
+  support = 2.0 * max(scale, 1.0)
+  inv = 1.0 / max(scale, 1.0)
+  m = np.zeros((n_out, n_in))
+  for i in range(n_out):
+    centre = scale * (i + 0.5)
+    lo = max(int(centre - support + 0.5), 0)
+    hi = min(int(centre + support + 0.5), n_in)
+    j = np.arange(lo, hi)
+    w = _cubic((j - centre + 0.5) * inv, a=-0.5)
+    m[i, lo:hi] = w / w.sum()
+  return m.astype(np.float32)
+
+
 def resize_pos_embed(grid, out_hw, mode: str = 'dino'):
   """Resizes a (h, w, C) position-embedding grid to out_hw bicubically.
 
-  mode 'dino': DINO v1's `interpolate_pos_encoding` (scale_factor with its
-  +0.1 offset); 'size': resize to the target size (timm, transformers).
-  Returns the grid unchanged when the size already matches (as DINO does).
+  mode 'dino': DINO v1's (and DINOv2's) `interpolate_pos_encoding`
+  (scale_factor with the +0.1 offset); 'size': resize to the target size
+  (timm, transformers' ViT and DINOv2); 'size_aa': the same antialiased
+  (DINOv2 with registers). Returns the grid unchanged when the size already
+  matches (as they all do).
   """
   h, w, _ = grid.shape
   oh, ow = out_hw
@@ -104,6 +130,9 @@ def resize_pos_embed(grid, out_hw, mode: str = 'dino'):
     mx = bicubic_matrix(w, ow, w / (ow + 0.1))
   elif mode == 'size':
     my, mx = bicubic_matrix(h, oh), bicubic_matrix(w, ow)
+  elif mode == 'size_aa':
+    my, mx = antialiased_bicubic_matrix(h, oh), antialiased_bicubic_matrix(
+        w, ow)
   else:
     raise ValueError(f'unknown pos-embed resize mode {mode!r}')
   return jnp.einsum('yh,hwc,xw->yxc', my, grid, mx)
@@ -126,10 +155,14 @@ def normalize_images(images, dtype=jnp.float32):
 
 
 class Block(nn.Module):
-  """Pre-norm ViT block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+  """Pre-norm ViT block: x + ls1 attn(norm1(x)); x + ls2 mlp(norm2(x)).
+
+  LayerScale (ls1, ls2: per-channel gains, DINOv2) only when `layerscale`.
+  """
   num_heads: int
   mlp_dim: int
   dtype: jnp.dtype = jnp.float32
+  layerscale: bool = False
 
   @nn.compact
   def __call__(self, x):
@@ -137,12 +170,14 @@ class Block(nn.Module):
     ln = lambda name: nn.LayerNorm(1e-6, dtype=self.dtype, name=name)
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype,
                                      kernel_init=dense_init, name=name)
+    scale = lambda name: (self.param(name, nn.initializers.ones, (c,)).astype(
+        self.dtype) if self.layerscale else 1.0)
     y = ln('norm1')(x)
     q, k, v = jnp.split(dense(3 * c, 'qkv')(y), 3, axis=-1)
-    x = x + dense(c, 'proj')(attend(q, k, v, self.num_heads))
+    x = x + scale('ls1') * dense(c, 'proj')(attend(q, k, v, self.num_heads))
     y = ln('norm2')(x)
     y = gelu(dense(self.mlp_dim, 'fc1')(y))
-    return x + dense(c, 'fc2')(y)
+    return x + scale('ls2') * dense(c, 'fc2')(y)
 
 
 def sincos_pos_embed_init(grid: int, temperature: float = 10000.0,
@@ -177,7 +212,6 @@ class ViT(nn.Module):
   `sincos_pos_embed_init`); only matters when not loading weights.
   """
   variant: str = 'S/16'
-  pretrain_size: int = 224
   pos_resize: str = 'dino'
   pos_init: str = 'random'
   pos_temperature: float = 10000.0
@@ -196,7 +230,7 @@ class ViT(nn.Module):
                 name='patch_embed')(x)
     gh, gw = hh // p, ww // p
     x = x.reshape(b, gh * gw, c)
-    g0 = self.pretrain_size // p
+    g0 = cfg['pretrain'] // p
     if self.pos_init not in ('random', 'sincos'):
       raise ValueError(f'unknown pos_init {self.pos_init!r}')
     pos_init = (sincos_pos_embed_init(g0, self.pos_temperature,
@@ -209,8 +243,13 @@ class ViT(nn.Module):
     x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(x.dtype), x],
                         axis=1)
     x = x + jnp.concatenate([pos[:, :1], patch_pos], axis=1).astype(x.dtype)
+    r = cfg['registers']
+    if r:  # register tokens after CLS, without a position embedding
+      reg = self.param('register_tokens', dense_init, (1, r, c))
+      x = jnp.concatenate([x[:, :1], jnp.broadcast_to(reg, (b, r, c)).astype(
+          x.dtype), x[:, 1:]], axis=1)
     for i in range(cfg['depth']):
       x = Block(cfg['num_heads'], cfg['mlp_dim'], self.dtype,
-                name=f'blocks_{i}')(x)
+                bool(cfg['layerscale']), name=f'blocks_{i}')(x)
     x = nn.LayerNorm(1e-6, dtype=self.dtype, name='norm')(x)
-    return x[:, 1:], patch_pos
+    return x[:, 1 + r:], patch_pos
