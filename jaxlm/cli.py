@@ -217,6 +217,12 @@ def cmd_convert(args, extra):
     meta.update(variant=variant, key_style=style,
                 num_params=convert.count(tree))
     convert.save_params(args.dst, tree, meta)
+  elif args.kind == 'dinov3':
+    from jaxlm.convert import dinov3
+    tree, variant, style = dinov3.convert_dinov3(tensors, where, args.variant)
+    meta.update(variant=variant, key_style=style,
+                num_params=convert.count(tree))
+    convert.save_params(args.dst, tree, meta)
   elif args.kind == 'tufa':
     from jaxlm.convert import tufa
     if not args.prompts:
@@ -248,7 +254,8 @@ def cmd_convert(args, extra):
       convert.write_meta(tmp, meta)
   else:
     raise JaxlmError(f'convert {args.kind}: not available yet (converters: '
-                     f'dino, dinov2, tufa)')
+                     f'dino, dinov2, dinov3, tufa; SLPT/DSLPT come with '
+                     f'their models)')
   log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
            args.src, args.kind, len(tensors), args.dst, meta.get('variant'),
            f'{meta["num_params"]:,}')

@@ -45,8 +45,10 @@ def decode_variant(variant: str) -> dict:
 
   Overrides may follow colons: 'Ti/16:depth=4' (the tiny demo model),
   'S/14:pretrain=518:layerscale=1' (DINOv2), '...:registers=4' (DINOv2 with
-  registers). `pretrain` is the image size the position embedding is
-  stored for.
+  registers), 'S/16:layerscale=1:registers=4:rope=100:eps=5' (DINOv3: 2D
+  RoPE with base 100 instead of a position embedding, LayerNorm eps 1e-5).
+  `pretrain` is the image size the position embedding is stored for; `eps`
+  the LayerNorm epsilon as a power of ten (default 6: 1e-6).
   """
   m = re.fullmatch(r'(Ti|S|B)/(\d+)((?::\w+=\d+)*)', variant)
   if not m:
@@ -55,7 +57,8 @@ def decode_variant(variant: str) -> dict:
                      f'{", ".join(_SIZES)})')
   width, depth, heads, mlp = _SIZES[m.group(1)]
   out = dict(width=width, depth=depth, num_heads=heads, mlp_dim=mlp,
-             patch=int(m.group(2)), registers=0, layerscale=0, pretrain=224)
+             patch=int(m.group(2)), registers=0, layerscale=0, pretrain=224,
+             rope=0, eps=6)
   for kv in filter(None, m.group(3).split(':')):
     k, v = kv.split('=')
     if k not in out:
@@ -154,6 +157,39 @@ def normalize_images(images, dtype=jnp.float32):
   return x.astype(dtype)
 
 
+def patch_centres(gh: int, gw: int) -> np.ndarray:
+  """(gh * gw, 2) (y, x) patch centres in [0, 1], row-major."""
+  cy, cx = (np.arange(gh) + 0.5) / gh, (np.arange(gw) + 0.5) / gw
+  yy, xx = np.meshgrid(cy, cx, indexing='ij')
+  return np.stack([yy.ravel(), xx.ravel()], axis=-1)
+
+
+def rope_tables(gh: int, gw: int, head_dim: int, base: float):
+  """(cos, sin), each (gh * gw, head_dim), of DINOv3's 2D rotary embedding.
+
+  Patch centres in [-1, 1] (y, x); head_dim / 4 frequencies base^-(4j /
+  head_dim); angle 2 pi coord freq, laid out [y freqs, x freqs] twice.
+  """
+  coords = 2.0 * patch_centres(gh, gw) - 1.0
+  inv_freq = 1.0 / base ** np.arange(0, 1, 4 / head_dim)
+  angles = 2 * np.pi * coords[:, :, None] * inv_freq[None, None, :]
+  angles = np.tile(angles.reshape(len(coords), -1), 2)
+  return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def apply_rope(x, cos, sin, num_heads: int, prefix: int):
+  """Rotates the patch tokens (after `prefix` tokens) of (B, T, C) x."""
+  b, t, c = x.shape
+  x = x.reshape(b, t, num_heads, c // num_heads)
+  head, patches = x[:, :prefix], x[:, prefix:]
+  half = patches.shape[-1] // 2
+  rotated = jnp.concatenate([-patches[..., half:], patches[..., :half]], -1)
+  cos, sin = cos[None, :, None].astype(x.dtype), sin[None, :, None].astype(
+      x.dtype)
+  patches = patches * cos + rotated * sin
+  return jnp.concatenate([head, patches], axis=1).reshape(b, t, c)
+
+
 class Block(nn.Module):
   """Pre-norm ViT block: x + ls1 attn(norm1(x)); x + ls2 mlp(norm2(x)).
 
@@ -163,17 +199,23 @@ class Block(nn.Module):
   mlp_dim: int
   dtype: jnp.dtype = jnp.float32
   layerscale: bool = False
+  eps: float = 1e-6
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, rope=None):
+    """rope: None or (cos, sin, prefix) to rotate q and k (DINOv3)."""
     c = x.shape[-1]
-    ln = lambda name: nn.LayerNorm(1e-6, dtype=self.dtype, name=name)
+    ln = lambda name: nn.LayerNorm(self.eps, dtype=self.dtype, name=name)
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype,
                                      kernel_init=dense_init, name=name)
     scale = lambda name: (self.param(name, nn.initializers.ones, (c,)).astype(
         self.dtype) if self.layerscale else 1.0)
     y = ln('norm1')(x)
     q, k, v = jnp.split(dense(3 * c, 'qkv')(y), 3, axis=-1)
+    if rope is not None:
+      cos, sin, prefix = rope
+      q = apply_rope(q, cos, sin, self.num_heads, prefix)
+      k = apply_rope(k, cos, sin, self.num_heads, prefix)
     x = x + scale('ls1') * dense(c, 'proj')(attend(q, k, v, self.num_heads))
     y = ln('norm2')(x)
     y = gelu(dense(self.mlp_dim, 'fc1')(y))
@@ -230,26 +272,39 @@ class ViT(nn.Module):
                 name='patch_embed')(x)
     gh, gw = hh // p, ww // p
     x = x.reshape(b, gh * gw, c)
-    g0 = cfg['pretrain'] // p
-    if self.pos_init not in ('random', 'sincos'):
-      raise ValueError(f'unknown pos_init {self.pos_init!r}')
-    pos_init = (sincos_pos_embed_init(g0, self.pos_temperature,
-                                      self.pos_init_scale)
-                if self.pos_init == 'sincos' else dense_init)
-    pos = self.param('pos_embed', pos_init, (1, 1 + g0 * g0, c))
-    cls = self.param('cls_token', dense_init, (1, 1, c))
-    patch_pos = resize_pos_embed(pos[0, 1:].reshape(g0, g0, c), (gh, gw),
-                                 self.pos_resize).reshape(1, gh * gw, c)
-    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(x.dtype), x],
-                        axis=1)
-    x = x + jnp.concatenate([pos[:, :1], patch_pos], axis=1).astype(x.dtype)
-    r = cfg['registers']
+    r, eps = cfg['registers'], 10.0 ** -cfg['eps']
+    if cfg['rope']:
+      # DINOv3: no absolute embedding; rotary q/k in every block. The
+      # decoder's cross-attention keys get the structure-prompt encoding of
+      # each patch centre, the coordinate system of the prompts themselves.
+      cos, sin = rope_tables(gh, gw, c // cfg['num_heads'], cfg['rope'])
+      rope = (cos, sin, 1 + r)
+      centres = jnp.asarray(patch_centres(gh, gw)[:, ::-1])  # (x, y)
+      patch_pos = encode_prompts(centres, c, self.pos_temperature)[None]
+      cls = self.param('cls_token', dense_init, (1, 1, c))
+      x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(x.dtype),
+                           x], axis=1)
+    else:
+      rope = None
+      g0 = cfg['pretrain'] // p
+      if self.pos_init not in ('random', 'sincos'):
+        raise ValueError(f'unknown pos_init {self.pos_init!r}')
+      pos_init = (sincos_pos_embed_init(g0, self.pos_temperature,
+                                        self.pos_init_scale)
+                  if self.pos_init == 'sincos' else dense_init)
+      pos = self.param('pos_embed', pos_init, (1, 1 + g0 * g0, c))
+      cls = self.param('cls_token', dense_init, (1, 1, c))
+      patch_pos = resize_pos_embed(pos[0, 1:].reshape(g0, g0, c), (gh, gw),
+                                   self.pos_resize).reshape(1, gh * gw, c)
+      x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, c)).astype(x.dtype),
+                           x], axis=1)
+      x = x + jnp.concatenate([pos[:, :1], patch_pos], axis=1).astype(x.dtype)
     if r:  # register tokens after CLS, without a position embedding
       reg = self.param('register_tokens', dense_init, (1, r, c))
       x = jnp.concatenate([x[:, :1], jnp.broadcast_to(reg, (b, r, c)).astype(
           x.dtype), x[:, 1:]], axis=1)
     for i in range(cfg['depth']):
       x = Block(cfg['num_heads'], cfg['mlp_dim'], self.dtype,
-                bool(cfg['layerscale']), name=f'blocks_{i}')(x)
-    x = nn.LayerNorm(1e-6, dtype=self.dtype, name='norm')(x)
+                bool(cfg['layerscale']), eps, name=f'blocks_{i}')(x, rope)
+    x = nn.LayerNorm(eps, dtype=self.dtype, name='norm')(x)
     return x[:, 1 + r:], patch_pos

@@ -70,7 +70,7 @@ def load_encoder_init(path, variant: str, current):
   from jaxlm import convert  # pylint: disable=g-import-not-at-top
   where = f'config key init.encoder={path}'
   meta = convert.load_meta(path)
-  if meta.get('kind') not in ('dino', 'dinov2'):
+  if meta.get('kind') not in ('dino', 'dinov2', 'dinov3'):
     raise JaxlmError(f'{where}: a converted {meta.get("kind")!r} checkpoint, '
                      f'not an encoder (convert one with `jaxlm convert dino`)')
   if meta.get('variant') != variant:

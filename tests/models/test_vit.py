@@ -10,7 +10,7 @@ def test_variants():
   assert vit.decode_variant('S/16') == dict(width=384, depth=12, num_heads=6,
                                             mlp_dim=1536, patch=16,
                                             registers=0, layerscale=0,
-                                            pretrain=224)
+                                            pretrain=224, rope=0, eps=6)
   v2 = vit.decode_variant('S/14:pretrain=518:layerscale=1:registers=4')
   assert (v2['patch'], v2['pretrain'], v2['layerscale'], v2['registers']) == (
       14, 518, 1, 4)
