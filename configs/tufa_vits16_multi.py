@@ -16,8 +16,9 @@ Evaluated on WFLW, 300W (common/challenging/full), COFW.
 
 Expected (thesis, ViT-S/8 in Table 6.12; S/16 slightly worse): inter-ocular
 NME ~3.9-4.0% WFLW, ~2.95-3.0% 300W full, ~3.1% COFW; NME_box ~1.5% MERL-RAV.
-Without `init.encoder` the encoder starts from random weights (a warning
-says so); converted DINO weights come with `jaxlm convert`.
+Set `init.encoder` to a converted DINO checkpoint (`jaxlm convert dino
+--src dino_deitsmall16_pretrain.pth --dst DIR`); without it the encoder
+starts from random weights (a warning says so).
 """
 
 import sys
