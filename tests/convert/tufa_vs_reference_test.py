@@ -191,3 +191,34 @@ def test_bad_prompt_file_and_wrong_checkpoint(reference, tmp_path, capsys):
   assert 'not an official TUFA (Face_prompt) checkpoint' in \
       capsys.readouterr().err
   assert not dst.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_jaxlm_eval_runs_a_converted_checkpoint(reference, tmp_path, capsys):
+  """convert tufa -> jaxlm eval --checkpoint on built (fake) WFLW/300W/COFW."""
+  import json
+  from jaxlm.data.formats import fake
+  src = tmp_path / 'Face_prompt.pth'
+  torch.save(reference.official_state_dict(), src)
+  for n in (98, 68, 29):
+    _prompt_file(tmp_path / f'shape_{n}.npz', n, n)
+  dst = tmp_path / 'tufa'
+  assert cli.main([
+      'convert', 'tufa', '--src', str(src), '--dst', str(dst), '--prompts',
+      f'wflw={tmp_path / "shape_98.npz"}', f'w300={tmp_path / "shape_68.npz"}',
+      f'cofw={tmp_path / "shape_29.npz"}']) == 0
+  raw, data = tmp_path / 'raw', tmp_path / 'tfds'
+  fake.write_wflw(raw / 'wflw', dict(train=2, test=2))
+  fake.write_300w(raw / 'w300', n=1, private=False, masked=False)
+  fake.write_cofw(raw / 'cofw', dict(train=2, test=2), cofw68=False)
+  for name, folder in (('wflw', 'wflw'), ('w300', 'w300'),
+                       ('cofw/cofw29', 'cofw')):
+    assert cli.main(['build', name, '--manual_dir', str(raw / folder),
+                     '--data_dir', str(data), '--no-progress']) == 0
+  assert cli.main(['eval', '--checkpoint', str(dst), '--no-progress',
+                   f'--config.data.data_dir={data}',
+                   '--config.eval.batch_size=2']) == 0
+  for name, count in (('wflw', 2), ('w300_full', 3), ('cofw', 2)):
+    res = json.loads((dst / 'eval' / f'{name}.json').read_text())
+    assert res['count'] == count and not res['zero_shot']
