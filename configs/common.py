@@ -33,6 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.train = ml_collections.ConfigDict()
   c.data.eval = ml_collections.ConfigDict()
 
+  # Device mesh (jaxlm/train/sharding.py); -1: all remaining devices.
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+
   c.train = ml_collections.ConfigDict(dict(
       batch_size=16, steps=1000, log_every=10, checkpoint_every=500,
       keep_checkpoints=3))

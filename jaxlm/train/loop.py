@@ -19,9 +19,10 @@ from jaxlm.data import pipeline
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
 from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm.train import sharding
 from jaxlm.train.checkpoint import check_variables
 from jaxlm.train.state import create_state, make_optimizer
-from jaxlm.train.step import batch_to_device, make_train_step
+from jaxlm.train.step import make_train_step
 
 log = logging.getLogger('jaxlm')
 
@@ -129,9 +130,16 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   sample = np.zeros((1, size, size, 3), np.uint8)
   init = lambda: create_state(model, tx, sample, config.data.num_anchors,
                               config.seed, table)
+  mesh = sharding.make_mesh(config.get('mesh'))
+  sharding.check_batch_size(config.train.batch_size, mesh)
+  abstract = jax.eval_shape(init)
+  state_sh = sharding.state_shardings(abstract, mesh)
+  batch_sh = sharding.batch_sharding(mesh)
   data = pipeline.train_dataset(
       specs, point_offsets(datasets), num_anchors=config.data.num_anchors,
-      image_size=size, batch_size=config.train.batch_size, seed=config.seed,
+      image_size=size,
+      batch_size=config.train.batch_size // jax.process_count(),
+      seed=config.seed,
       mask_invisible=config.data.mask_invisible,
       process_index=jax.process_index(), process_count=jax.process_count(),
       worker_count=config.data.workers, read_threads=config.data.threads,
@@ -140,12 +148,15 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
 
   latest = checkpointer.latest_step()
   if latest is not None:
-    state, data_state = checkpointer.restore(jax.eval_shape(init), latest)
+    target = jax.tree_util.tree_map(
+        lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+        abstract, state_sh)
+    state, data_state = checkpointer.restore(target, latest)
     if 'iterator' in data_state:
       it.set_state(json.loads(data_state['iterator']))
     log.info('resumed from %s at step %d', checkpointer.directory, latest)
-  else:
-    state = jax.jit(init)()
+  else:  # parameters are created already sharded
+    state = jax.jit(init, out_shardings=state_sh)()
     encoder_dir = config.get('init', {}).get('encoder', '')
     if encoder_dir:
       state = state.replace(params={
@@ -158,7 +169,12 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
            config.model.name, config.model.variant, n_params / 1e6,
            ', '.join(f'{n}({k})' for n, k in datasets))
 
-  step_fn = jax.jit(make_train_step(model, tx, schedule), donate_argnums=0)
+  log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
+           mesh.size, jax.process_count())
+  step_fn = jax.jit(make_train_step(model, tx, schedule),
+                    in_shardings=(state_sh, batch_sh),
+                    out_shardings=(state_sh, sharding.replicated(mesh)),
+                    donate_argnums=0)
   writer = MetricWriter(workdir)
   start = int(state.step)
   total = int(config.train.steps)
@@ -168,7 +184,7 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   try:
     for step in range(start, total):
       batch = next(it)
-      state, m = step_fn(state, batch_to_device(batch))
+      state, m = step_fn(state, sharding.global_batch(batch, batch_sh))
       done = step + 1
       if done % config.train.log_every == 0 or done == total:
         m = {k: float(v) for k, v in jax.device_get(m).items()}

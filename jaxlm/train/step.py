@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from jaxlm import losses
@@ -53,6 +52,3 @@ def make_dataset_prompts(model):
 
   return prompts
 
-
-def batch_to_device(batch):
-  return {k: jnp.asarray(v) for k, v in batch.items()}
