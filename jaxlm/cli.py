@@ -36,7 +36,14 @@ def _load(args, extra):
   return config_lib.validate(cfg)
 
 
+def jax_process_count() -> int:
+  import jax
+  return jax.process_count()
+
+
 def cmd_train(args, extra):
+  from jaxlm.train import distributed
+  distributed.maybe_initialize()  # multi-process runs: before any device use
   from jaxlm.train.loop import train
   cfg = _load(args, extra)
   out = train(cfg, args.workdir, progress=not args.no_progress)
@@ -46,7 +53,12 @@ def cmd_train(args, extra):
                                   if k != 'step'))
   if stopped:  # preempted: the next run resumes; evaluate then
     return
-  if args.eval:
+  if args.eval and jax_process_count() > 1:
+    # Restoring for evaluation is collective in orbax; evaluate in a single
+    # process afterwards instead of holding the other processes.
+    log.info('multi-process run: evaluate with `jaxlm eval --workdir %s`',
+             args.workdir)
+  elif args.eval:
     args.checkpoint, args.config = None, None
     cmd_eval(args, [])
 

@@ -30,12 +30,17 @@ log = logging.getLogger('jaxlm')
 class MetricWriter:
   """Scalars to TensorBoard event files and to `metrics.jsonl`."""
 
-  def __init__(self, workdir):
+  def __init__(self, workdir, enabled: bool = True):
+    self.enabled = enabled
+    if not enabled:  # only the primary process writes
+      return
     from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(str(Path(workdir) / 'tb'))
     self.jsonl = open(Path(workdir) / 'metrics.jsonl', 'a')
 
   def write(self, step: int, scalars: dict):
+    if not self.enabled:
+      return
     for k, v in scalars.items():
       self.tb.add_scalar(k, float(v), step)
     self.jsonl.write(json.dumps({'step': step, **{k: float(v) for k, v in
@@ -43,6 +48,8 @@ class MetricWriter:
     self.jsonl.flush()
 
   def close(self):
+    if not self.enabled:
+      return
     self.tb.close()
     self.jsonl.close()
 
@@ -115,7 +122,9 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
     if saved.get('model') != json.loads(to_json(config)).get('model'):
       raise JaxlmError(f'{workdir} holds a run of a different model config; '
                        f'use a new --workdir')
-  ckpt_lib.write_run_metadata(workdir, to_json(config), datasets)
+  primary = jax.process_index() == 0
+  if primary:
+    ckpt_lib.write_run_metadata(workdir, to_json(config), datasets)
   checkpointer = ckpt_lib.Checkpointer(workdir, config.train.keep_checkpoints)
 
   t0 = time.time()
@@ -175,10 +184,11 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
                     in_shardings=(state_sh, batch_sh),
                     out_shardings=(state_sh, sharding.replicated(mesh)),
                     donate_argnums=0)
-  writer = MetricWriter(workdir)
+  writer = MetricWriter(workdir, enabled=primary)
   start = int(state.step)
   total = int(config.train.steps)
-  bar = tqdm.tqdm(total=total, initial=start, disable=not progress,
+  bar = tqdm.tqdm(total=total, initial=start,
+                  disable=not progress or not primary,
                   desc='train', unit='step', dynamic_ncols=True)
   last_log, t_log, metrics = start, time.time(), {}
   try:

@@ -93,10 +93,12 @@ def replicated(mesh) -> NamedSharding:
 
 
 def check_batch_size(batch_size: int, mesh):
+  """The global batch must split over the data-parallel devices (which span
+  all processes) and into equal per-process shards."""
   n = mesh.shape['data'] * mesh.shape['fsdp']
-  if batch_size % (n * jax.process_count()):
+  if batch_size % n or batch_size % jax.process_count():
     raise JaxlmError(f'config key train.batch_size: {batch_size} does not '
-                     f'split over {n} data-parallel devices x '
+                     f'split over {n} data-parallel devices and '
                      f'{jax.process_count()} processes')
 
 
