@@ -38,6 +38,23 @@ class Checkpointer:
   def latest_step(self):
     return self.manager.latest_step()
 
+  def set_aside(self, step: int) -> Path:
+    """Renames an unrestorable step's folder to `<step>.unreadable-<n>` (kept
+    for inspection, invisible to orbax) so the run can write that step
+    again."""
+    src = self.directory / str(step)
+    n = 0
+    while (dst := self.directory / f'{step}.unreadable-{n}').exists():
+      n += 1
+    if jax.process_index() == 0:
+      src.rename(dst)
+    self.manager.reload()
+    return dst
+
+  def all_steps(self) -> list[int]:
+    """Finished steps, newest first (orbax ignores unfinished tmp dirs)."""
+    return sorted(self.manager.all_steps(), reverse=True)
+
   def save(self, step: int, state, data_state: dict | None):
     tree = flax.serialization.to_state_dict(state)
     self.manager.save(int(step), args=ocp.args.Composite(
@@ -53,8 +70,8 @@ class Checkpointer:
           state=ocp.args.StandardRestore(target),
           data=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as e:
-      raise JaxlmError(f'checkpoint {self.directory / str(step)} does not '
-                       f'match this config\'s model: {e}') from None
+      raise JaxlmError(f'checkpoint {self.directory / str(step)} cannot be '
+                       f'restored into this config\'s model: {e}') from None
     state = flax.serialization.from_state_dict(abstract_state,
                                                restored['state'])
     return state, dict(restored['data'] or {})

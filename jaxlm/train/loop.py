@@ -91,6 +91,35 @@ def load_encoder_init(path, variant: str, current):
                                       old.sharding), loaded, current)
 
 
+def _restore_newest_readable(checkpointer, target):
+  """(state, data_state, step) of the newest checkpoint that restores, or
+  None without checkpoints.
+
+  Newer checkpoints that cannot be restored (corrupted, half-written by a
+  crashed filesystem) are set aside as `<step>.unreadable-<n>`, with a
+  warning naming them, so the run can write those steps again. If none
+  restores, nothing is moved and the newest one's error is raised.
+  """
+  failed = []
+  for step in checkpointer.all_steps():
+    try:
+      state, data_state = checkpointer.restore(target, step)
+    except Exception as e:  # orbax/tensorstore raise many kinds
+      failed.append((step, e))
+      continue
+    for bad, e in failed:
+      moved = checkpointer.set_aside(bad)
+      log.warning('checkpoint %s cannot be restored (%s); resuming from '
+                  'step %d, the unreadable one is kept as %s',
+                  checkpointer.directory / str(bad),
+                  str(e).splitlines()[0][:200], step, moved)
+    return state, data_state, step
+  if failed:
+    raise JaxlmError(f'no checkpoint in {checkpointer.directory} can be '
+                     f'restored; the newest: {failed[0][1]}')
+  return None
+
+
 def train(config, workdir, progress: bool = True,
           stop_at: int | None = None) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
@@ -155,12 +184,12 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
       augment=pipeline.augment_config(config.data.get('augment')))
   it = iter(data)
 
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    target = jax.tree_util.tree_map(
-        lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
-        abstract, state_sh)
-    state, data_state = checkpointer.restore(target, latest)
+  target = jax.tree_util.tree_map(
+      lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
+      abstract, state_sh)
+  restored = _restore_newest_readable(checkpointer, target)
+  if restored is not None:
+    state, data_state, latest = restored
     if 'iterator' in data_state:
       it.set_state(json.loads(data_state['iterator']))
     log.info('resumed from %s at step %d', checkpointer.directory, latest)

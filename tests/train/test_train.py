@@ -93,3 +93,27 @@ def test_sigterm_saves_and_stops(tmp_path, tiny):
     timer.cancel()
   assert out['stopped'] and 0 < out['step'] < 10_000
   assert ckpt_lib.Checkpointer(tmp_path).latest_step() == out['step']
+
+
+def test_corrupted_newest_checkpoint_falls_back_to_the_previous(
+    tmp_path, tiny, caplog):
+  """A damaged newest checkpoint is skipped (warning naming it); resuming
+  from the previous one still ends where an uninterrupted run ends."""
+  full = tmp_path / 'full'
+  train(tiny(steps=6), full, progress=False)
+  part = tmp_path / 'part'
+  train(tiny(steps=6), part, progress=False, stop_at=4)  # checkpoints 2, 4
+  damaged = part / 'checkpoints' / '4' / 'state'
+  for f in damaged.rglob('*'):
+    if f.is_file():
+      f.write_bytes(b'\0' * 7)
+  with caplog.at_level('WARNING', logger='jaxlm'):
+    train(tiny(steps=6), part, progress=False)
+  assert any('checkpoints/4 cannot be restored' in r.getMessage()
+             for r in caplog.records)
+  assert (part / 'checkpoints' / '4.unreadable-0').is_dir()  # kept
+  a, _ = _params(full)
+  b, step = _params(part)
+  assert step == 6
+  jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(
+      x, y, rtol=1e-5, atol=1e-6), a, b)
