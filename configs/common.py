@@ -38,7 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict(dict(
       batch_size=16, steps=1000, log_every=10, checkpoint_every=500,
-      keep_checkpoints=3))
+      keep_checkpoints=3,
+      log_example_ids=False))  # WORKDIR/examples.jsonl: faces of each step
 
   c.optim = ml_collections.ConfigDict(dict(
       name='adamw', lr=5e-5, b1=0.9, b2=0.999, weight_decay=1e-4,

@@ -13,7 +13,8 @@ Training examples carry
     concatenated semantic-alignment tables (see models.semantic_alignment);
   target: (N_a, 2) float32 landmarks in [0, 1] crop units (pixel / S);
   weight: (N_a,) float32 loss weights (0 for points without a position,
-    whose target is 0 rather than NaN).
+    whose target is 0 rather than NaN);
+  example_id: int32 dataset number * 2^24 + the face's index in it.
 Anchor masking (thesis §6.2.1): each example keeps `num_anchors` random points
 of its layout, so examples of every layout batch together.
 
@@ -90,7 +91,7 @@ class TfdsFaces:
     return len(self.source)
 
   def __getitem__(self, index):
-    return self.source[int(index)]
+    return {**self.source[int(index)], 'index': int(index)}
 
   def __repr__(self):
     return f'TfdsFaces({self.name!r}, split={self.split!r}, n={len(self)})'
@@ -145,7 +146,7 @@ class TrainView:
         rng, self.cfg, image, points, record['visible'], (c, c),
         REFERENCE_SIZE / r, self.image_size, self.perm)
     return dict(image=image, landmarks=points.astype(np.float32),
-                visible=visible)
+                visible=visible, index=record['index'])
 
 
 class EvalFaces:
@@ -227,8 +228,9 @@ class _TrainExample:
   """Sample -> training example with anchor masking (a grain RandomMap)."""
 
   def __init__(self, offset, num_points, num_anchors, image_size,
-               mask_invisible):
+               mask_invisible, dataset_id=0):
     self.offset, self.num_points = offset, num_points
+    self.dataset_id = dataset_id
     self.num_anchors, self.image_size = num_anchors, image_size
     self.mask_invisible = mask_invisible
 
@@ -244,7 +246,9 @@ class _TrainExample:
         point_index=(self.offset + keep).astype(np.int32),
         target=np.where(has_position[:, None], target / self.image_size,
                         0.0).astype(np.float32),
-        weight=weight)
+        weight=weight,
+        # which face this is: dataset number * 2^24 + its index there
+        example_id=np.int32(self.dataset_id * 2**24 + int(sample['index'])))
 
 
 def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
@@ -277,7 +281,8 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
                          seed=seed + 15485863 * i + 1)
     ds = ds.random_map(
         _TrainExample(offsets[spec.name], spec.num_points, num_anchors,
-                      image_size, mask_invisible), seed=seed + 104729 * i)
+                      image_size, mask_invisible, dataset_id=i),
+        seed=seed + 104729 * i)
     parts.append(ds)
   ds = grain.MapDataset.mix(parts, [s.weight for s in specs])
   ds = ds.batch(batch_size, drop_remainder=True)

@@ -214,6 +214,8 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
                     out_shardings=(state_sh, sharding.replicated(mesh)),
                     donate_argnums=0)
   writer = MetricWriter(workdir, enabled=primary)
+  examples = (open(workdir / 'examples.jsonl', 'a', buffering=1)
+              if primary and config.train.get('log_example_ids') else None)
   start = int(state.step)
   total = int(config.train.steps)
   bar = tqdm.tqdm(total=total, initial=start,
@@ -223,6 +225,9 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   try:
     for step in range(start, total):
       batch = next(it)
+      if examples is not None:
+        examples.write(json.dumps({'step': step + 1, 'ids': np.asarray(
+            batch['example_id']).tolist()}) + '\n')
       state, m = step_fn(state, sharding.global_batch(batch, batch_sh))
       done = step + 1
       if done % config.train.log_every == 0 or done == total:
@@ -250,4 +255,6 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
     checkpointer.wait()
     checkpointer.close()
     writer.close()
+    if examples is not None:
+      examples.close()
   return dict(step=int(state.step), stopped=stop['now'], **metrics)
