@@ -218,10 +218,43 @@ def dataset_specs(group_cfg, image_size: int,
     if cfg.layout not in layouts_lib.LAYOUTS:
       raise JaxlmError(f'dataset {name!r}: unknown layout {cfg.layout!r} '
                        f'(known: {", ".join(sorted(layouts_lib.LAYOUTS))})')
-    specs.append(DatasetSpec(name, cfg.layout,
-                             make_source(name, cfg, image_size, data_dir),
+    source = make_source(name, cfg, image_size, data_dir)
+    limit = int(cfg.get('limit', 0) or 0)
+    if limit:
+      source = Subset(source, limit, int(cfg.get('limit_seed', 0)))
+    specs.append(DatasetSpec(name, cfg.layout, source,
                              float(cfg.get('weight', 1.0))))
   return specs
+
+
+class Subset:
+  """`limit` faces of a source drawn at random (seeded): few-shot training
+  sets (thesis §6.3.6 selects its training samples at random)."""
+
+  def __init__(self, source, limit: int, seed: int = 0):
+    if limit > len(source):
+      raise JaxlmError(f'{source!r}: limit {limit} exceeds its {len(source)} '
+                       f'faces')
+    self.source = source
+    self.indices = np.sort(np.random.default_rng(seed).choice(
+        len(source), limit, replace=False))
+    self.crop_factor = getattr(source, 'crop_factor', None)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    item = dict(self.source[int(self.indices[int(i)])])
+    item['index'] = int(self.indices[int(i)])
+    return item
+
+  def landmarks(self, i):
+    get = getattr(self.source, 'landmarks', None)
+    j = int(self.indices[int(i)])
+    return get(j) if get else self.source[j]['landmarks']
+
+  def __repr__(self):
+    return f'Subset({self.source!r}, {len(self)})'
 
 
 class _TrainExample:
@@ -275,9 +308,11 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
     ds = grain.MapDataset.source(spec.source)
     ds = ds[process_index::process_count]
     ds = ds.shuffle(seed=seed + 7919 * i).repeat()
-    if isinstance(spec.source, TfdsFaces):
+    faces = spec.source.source if isinstance(spec.source, Subset) else \
+        spec.source
+    if isinstance(faces, TfdsFaces):
       ds = ds.random_map(TrainView(spec.layout, image_size,
-                                   spec.source.crop_factor, augment),
+                                   faces.crop_factor, augment),
                          seed=seed + 15485863 * i + 1)
     ds = ds.random_map(
         _TrainExample(offsets[spec.name], spec.num_points, num_anchors,

@@ -57,7 +57,8 @@ class MetricWriter:
 def setup(config):
   """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
   validate(config)
-  if 'init' in config and not config.init.get('encoder', ''):
+  if 'init' in config and not (config.init.get('encoder', '') or
+                               config.init.get('checkpoint', '')):
     log.warning('init.encoder is empty: the encoder starts from random '
                 'weights, not DINO')
   size = config.data.image_size
@@ -89,6 +90,43 @@ def load_encoder_init(path, variant: str, current):
   return jax.tree_util.tree_map(
       lambda new, old: jax.device_put(jnp.asarray(new, old.dtype),
                                       old.sharding), loaded, current)
+
+
+def load_pretrained(path, config, current):
+  """Few-shot transfer (thesis §6.2.4): a trained TUFA's encoder, decoder and
+  head, plus the alignment tables of datasets it shares with this config;
+  the other datasets' tables stay freshly initialised (zeros). The model
+  settings must match the pretrained run's."""
+  where = f'config key init.checkpoint={path}'
+  pcfg, pdatasets, pvars, pstep = ckpt_lib.load_for_inference(path)
+  mine, theirs = config.model.to_dict(), pcfg.model.to_dict()
+  differ = sorted(k for k in set(mine) | set(theirs)
+                  if k != 'dtype' and mine.get(k) != theirs.get(k))
+  if differ:
+    raise JaxlmError(f'{where}: model settings differ from the pretrained '
+                     f'run: ' + ', '.join(f'model.{k}={mine.get(k)!r} vs '
+                                         f'{theirs.get(k)!r}' for k in differ))
+  params = dict(current)
+  for part in ('encoder', 'decoder', 'head'):
+    check_variables(current[part], pvars['params'][part], what=where)
+    params[part] = jax.tree_util.tree_map(
+        lambda new, old: jax.device_put(jnp.asarray(new, old.dtype),
+                                        old.sharding),
+        pvars['params'][part], current[part])
+  table = dict(current['alignment'])
+  kept = []
+  for name, old in current['alignment'].items():
+    theirs = pvars['params']['alignment'].get(name)
+    if theirs is not None and theirs.shape == old.shape:
+      table[name] = jax.device_put(jnp.asarray(theirs, old.dtype),
+                                   old.sharding)
+      kept.append(name)
+  params['alignment'] = table
+  fresh = sorted(set(table) - set(kept))
+  log.info('initialised from %s (step %d, datasets %s); alignment kept for '
+           '%s, fresh for %s', path, pstep, ', '.join(n for n, _ in pdatasets),
+           ', '.join(kept) or 'none', ', '.join(fresh) or 'none')
+  return params
 
 
 def _restore_newest_readable(checkpointer, target):
@@ -202,6 +240,10 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
           'encoder': load_encoder_init(encoder_dir, config.model.variant,
                                        state.params['encoder'])})
       log.info('encoder initialised from %s', encoder_dir)
+    pretrained = config.get('init', {}).get('checkpoint', '')
+    if pretrained:
+      state = state.replace(params=load_pretrained(pretrained, config,
+                                                   state.params))
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
   log.info('model %s (%s): %.2fM parameters; datasets %s',
            config.model.name, config.model.variant, n_params / 1e6,
