@@ -1,6 +1,7 @@
 r"""TUFA training-step throughput: img/s, step time, peak memory, MFU.
 
   python benchmarks/train_step.py --variant S/16 S/8 --batch 8 --prompts 98
+  python benchmarks/train_step.py --mesh 2,4,1 --batch 16   # any mesh
 
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.config import load_config
+from jaxlm.train import sharding
 from jaxlm.train.loop import setup
 from jaxlm.train.state import create_state
 from jaxlm.train.step import make_train_step
@@ -41,7 +43,8 @@ def peak_memory_gib():
   return rss, 'host max RSS'
 
 
-def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops):
+def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
+          mesh_shape=None):
   cfg = load_config('configs/tufa_vits16_multi.py')
   cfg.model.variant = variant
   cfg.model.dtype = dtype
@@ -53,8 +56,12 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops):
   table = np.random.default_rng(0).uniform(0.2, 0.8, (98, 2)).astype(
       np.float32)
   sample = np.zeros((1, image_size, image_size, 3), np.uint8)
-  state = jax.jit(lambda: create_state(model, tx, sample, prompts, 0,
-                                       table))()
+  init = lambda: create_state(model, tx, sample, prompts, 0, table)
+  mesh = sharding.make_mesh(dict(zip(sharding.AXES, mesh_shape))
+                            if mesh_shape else None)
+  state_sh = sharding.state_shardings(jax.eval_shape(init), mesh)
+  batch_sh = sharding.batch_sharding(mesh)
+  state = jax.jit(init, out_shardings=state_sh)()
   rng = np.random.default_rng(0)
   batch_data = dict(
       image=jnp.asarray(rng.integers(0, 255, (batch, image_size, image_size,
@@ -64,7 +71,11 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops):
                                             np.int32)),
       target=jnp.asarray(rng.uniform(0, 1, (batch, prompts, 2)), jnp.float32),
       weight=jnp.ones((batch, prompts), jnp.float32))
-  step = jax.jit(make_train_step(model, tx, schedule), donate_argnums=0)
+  batch_data = jax.device_put(batch_data, batch_sh)
+  step = jax.jit(make_train_step(model, tx, schedule),
+                 in_shardings=(state_sh, batch_sh),
+                 out_shardings=(state_sh, sharding.replicated(mesh)),
+                 donate_argnums=0)
   compiled = step.lower(state, batch_data).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -83,7 +94,8 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops):
   mem, mem_kind = peak_memory_gib()
   dev = jax.local_devices()[0]
   line = (f'{variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
-          f'{image_size}px | {batch / dt:9.1f} img/s | step {dt * 1e3:8.1f} '
+          f'{image_size}px mesh {"x".join(map(str, mesh.shape.values()))} | '
+          f'{batch / dt:9.1f} img/s | step {dt * 1e3:8.1f} '
           f'ms (median of {steps}) | first step {compile_s:5.1f} s | '
           f'{mem:6.2f} GiB {mem_kind}')
   if dev.platform == 'gpu':
@@ -105,12 +117,16 @@ def main():
   p.add_argument('--steps', type=int, default=5)
   p.add_argument('--image-size', type=int, default=256)
   p.add_argument('--peak-tflops', type=float, default=None)
+  p.add_argument('--mesh', default=None,
+                 help='data,fsdp,tensor (default: all devices on data)')
   a = p.parse_args()
+  mesh_shape = tuple(int(v) for v in a.mesh.split(',')) if a.mesh else None
   print(f'jax {jax.__version__} on {jax.local_devices()[0].device_kind} '
         f'x{jax.local_device_count()}', flush=True)
   for v in a.variant:
     for b in a.batch:
-      bench(v, b, a.prompts, a.dtype, a.steps, a.image_size, a.peak_tflops)
+      bench(v, b, a.prompts, a.dtype, a.steps, a.image_size, a.peak_tflops,
+            mesh_shape)
 
 
 if __name__ == '__main__':

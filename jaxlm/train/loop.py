@@ -199,9 +199,9 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
                                         config.data.mean_shape_samples, size)
             for s in specs}
   table = validate_mean_shapes(datasets, shapes)
-  log.info('mean shapes of %s from %d samples each (%.1fs)',
-           ', '.join(shapes), config.data.mean_shape_samples,
-           time.time() - t0)
+  log.info('mean shapes of %s from %s faces (%.1fs)', ', '.join(shapes),
+           '/'.join(str(min(config.data.mean_shape_samples, len(s.source)))
+                    for s in specs), time.time() - t0)
 
   sample = np.zeros((1, size, size, 3), np.uint8)
   init = lambda: create_state(model, tx, sample, config.data.num_anchors,
