@@ -223,7 +223,7 @@ def cmd_convert(args, extra):
               source_tensors=len(tensors))
   if args.kind in ('dino', 'dinov2'):
     from jaxlm.convert import dino
-    tree, variant, style = dino.convert_dino(
+    tree, variant, style, lines = dino.convert_dino(
         tensors, where, args.variant,
         family='vit' if args.kind == 'dino' else 'dinov2')
     meta.update(variant=variant, key_style=style,
@@ -231,7 +231,8 @@ def cmd_convert(args, extra):
     convert.save_params(args.dst, tree, meta)
   elif args.kind == 'dinov3':
     from jaxlm.convert import dinov3
-    tree, variant, style = dinov3.convert_dinov3(tensors, where, args.variant)
+    tree, variant, style, lines = dinov3.convert_dinov3(tensors, where,
+                                                        args.variant)
     meta.update(variant=variant, key_style=style,
                 num_params=convert.count(tree))
     convert.save_params(args.dst, tree, meta)
@@ -257,7 +258,8 @@ def cmd_convert(args, extra):
     cfg_path = args.config or str(_REPO_CONFIGS / 'tufa_vits16_multi.py')
     cfg = config_lib.load_config(cfg_path)
     config_lib.apply_overrides(cfg, config_lib.parse_override_args(extra))
-    variables, datasets, cfg = tufa.convert_tufa(tensors, prompts, cfg, where)
+    variables, datasets, cfg, lines = tufa.convert_tufa(tensors, prompts,
+                                                        cfg, where)
     meta.update(variant=cfg.model.variant, datasets=[list(d) for d in datasets],
                 prompt_files=args.prompts, config=cfg_path,
                 num_params=convert.count(variables['params']))
@@ -268,6 +270,7 @@ def cmd_convert(args, extra):
     raise JaxlmError(f'convert {args.kind}: not available yet (converters: '
                      f'dino, dinov2, dinov3, tufa; SLPT/DSLPT come with '
                      f'their models)')
+  print('\n'.join(lines))  # every parameter and the source keys it came from
   log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
            args.src, args.kind, len(tensors), args.dst, meta.get('variant'),
            f'{meta["num_params"]:,}')

@@ -150,6 +150,8 @@ class Rules:
   rules: dict[str, tuple[tuple[str, ...], Callable]] = dataclasses.field(
       default_factory=dict)
   ignore: set[str] = dataclasses.field(default_factory=set)
+  applied: dict[str, tuple[str, ...]] = dataclasses.field(
+      default_factory=dict)  # filled by apply(): target -> source keys
 
   def add(self, target: str, sources: str | Iterable[str], fn=same):
     self.rules[target] = ((sources,) if isinstance(sources, str)
@@ -166,6 +168,7 @@ class Rules:
       used.update(sources)
       out[target] = np.asarray(fn(*[tensors[s] for s in sources]),
                                np.float32)
+      self.applied[target] = sources
     left = sorted(set(tensors) - used - self.ignore)
     if missing or left:
       parts = []
@@ -282,6 +285,15 @@ def load_params(path) -> dict:
   load_meta(path)
   tree = ocp.StandardCheckpointer().restore(path / PARAMS_DIR)
   return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def mapping_lines(applied: dict, tree: dict, ignored=()) -> list[str]:
+  """'target (shape) <- source[, source]' for every converted parameter."""
+  flat = flatten(tree)
+  lines = [f'{t} {tuple(np.shape(flat[t]))} <- {", ".join(srcs)}'
+           for t, srcs in applied.items() if t in flat]
+  lines += [f'(dropped) {k}' for k in sorted(ignored)]
+  return lines
 
 
 def count(tree) -> int:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
-from jaxlm.convert import unflatten
+from jaxlm.convert import mapping_lines, unflatten
 from jaxlm.models import vit
 
 SIZE_BY_WIDTH = {192: 'Ti', 384: 'S', 768: 'B'}
@@ -182,7 +182,7 @@ def vit_abstract(variant: str):
 
 def convert_dino(tensors: dict, where: str, variant: str | None = None,
                  family: str | None = None):
-  """(params tree of models.vit.ViT, variant, key style).
+  """(params tree of models.vit.ViT, variant, key style, mapping lines).
 
   family: 'vit' (DINO v1) or 'dinov2' to insist on one (None: either).
   """
@@ -201,4 +201,4 @@ def convert_dino(tensors: dict, where: str, variant: str | None = None,
   rules.ignore = {k for k in tensors if _IGNORED.match(k)}
   tree = unflatten(rules.apply(tensors, where))
   check_tree(vit_abstract(found), tree, where)
-  return tree, found, style
+  return tree, found, style, mapping_lines(rules.applied, tree, rules.ignore)

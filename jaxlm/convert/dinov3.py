@@ -27,7 +27,7 @@ import re
 import numpy as np
 
 from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
-from jaxlm.convert import unflatten
+from jaxlm.convert import mapping_lines, unflatten
 from jaxlm.convert.dino import SIZE_BY_WIDTH, strip_prefix, vit_abstract
 from jaxlm.models import vit
 
@@ -63,7 +63,7 @@ def rope_base(tensors: dict, head_dim: int) -> float:
 
 
 def convert_dinov3(tensors: dict, where: str, variant: str | None = None):
-  """(params tree of models.vit.ViT, variant, key style)."""
+  """(params tree of models.vit.ViT, variant, key style, mapping lines)."""
   tensors = strip_prefix(tensors, ('dinov3.', 'model.backbone.', 'backbone.'))
   style, layer = _style(tensors, where)
   o = style == 'original'
@@ -133,4 +133,4 @@ def convert_dinov3(tensors: dict, where: str, variant: str | None = None):
   r.ignore = {k for k in tensors if _IGNORED.match(k)}
   tree = unflatten(r.apply(tensors, where))
   check_tree(vit_abstract(found), tree, where)
-  return tree, found, style
+  return tree, found, style, mapping_lines(r.applied, tree, r.ignore)

@@ -27,7 +27,7 @@ import numpy as np
 
 from jaxlm import layouts
 from jaxlm.convert import ConversionError, Rules, check_tree, linear
-from jaxlm.convert import unflatten
+from jaxlm.convert import mapping_lines, unflatten
 from jaxlm.convert.dino import infer_variant, vit_rules
 
 # Layout of a prompt file by its number of points (override with name=file:layout).
@@ -145,7 +145,10 @@ def convert_tufa(tensors: dict, prompts: dict[str, tuple], config, where: str):
   mean = np.concatenate([prompts[n][0] for n in names]).astype(np.float32)
   constants = {'alignment': {'mean_shape': mean}}
   check_tree(abstract['constants'], constants, where + ' (prompt files)')
-  return dict(params=params, constants=constants), datasets, c
+  lines = mapping_lines(rules.applied, params)
+  lines += [f'alignment/{n} {prompts[n][0].shape} <- (offset - init) / 256 '
+            f'of its prompt file' for n in names]
+  return dict(params=params, constants=constants), datasets, c, lines
 
 
 def write_run(dst: Path, variables, datasets, config_json: str):

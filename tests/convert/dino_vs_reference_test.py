@@ -229,3 +229,16 @@ def test_variant_mismatch_is_named(s16, tmp_path, capsys):
   assert cli.main(['convert', 'dino', '--src', str(src), '--dst', str(dst),
                    '--variant', 'S/8']) == 2
   assert '--variant S/8 but the checkpoint is a S/16' in capsys.readouterr().err
+
+
+def test_summary_lists_every_parameter_and_its_source(s16, tmp_path, capsys):
+  params, _ = _convert(tmp_path, original_names(s16.state_dict()), 'o',
+                       '.pth')
+  out = capsys.readouterr().out.splitlines()
+  assert len(out) == len(convert.flatten(params))
+  assert 'blocks_0/qkv/kernel (384, 1152) <- blocks.0.attn.qkv.weight' in out
+  hub = hub_names(s16.state_dict())
+  _convert(tmp_path, hub, 'h', '.safetensors')
+  out = capsys.readouterr().out.splitlines()
+  assert any(l.startswith('blocks_0/qkv/kernel (384, 1152) <- encoder.layer.0'
+                          '.attention.attention.query.weight, ') for l in out)
