@@ -70,6 +70,13 @@ def setup(config):
   return model, specs, datasets, tx, schedule
 
 
+def _place_like(new, current):
+  """`new` arrays with the dtypes and shardings of the `current` tree."""
+  return jax.tree_util.tree_map(
+      lambda n, c: jax.device_put(jnp.asarray(n, c.dtype), c.sharding),
+      new, current)
+
+
 def load_encoder_init(path, variant: str, current):
   """Converted encoder params (`jaxlm convert dino ...`) for `current`.
 
@@ -87,9 +94,7 @@ def load_encoder_init(path, variant: str, current):
                      f'has model.variant={variant}')
   loaded = convert.load_params(path)
   check_variables(current, loaded, what=where)
-  return jax.tree_util.tree_map(
-      lambda new, old: jax.device_put(jnp.asarray(new, old.dtype),
-                                      old.sharding), loaded, current)
+  return _place_like(loaded, current)
 
 
 def load_pretrained(path, config, current):
@@ -109,17 +114,13 @@ def load_pretrained(path, config, current):
   params = dict(current)
   for part in ('encoder', 'decoder', 'head'):
     check_variables(current[part], pvars['params'][part], what=where)
-    params[part] = jax.tree_util.tree_map(
-        lambda new, old: jax.device_put(jnp.asarray(new, old.dtype),
-                                        old.sharding),
-        pvars['params'][part], current[part])
+    params[part] = _place_like(pvars['params'][part], current[part])
   table = dict(current['alignment'])
   kept = []
   for name, old in current['alignment'].items():
     theirs = pvars['params']['alignment'].get(name)
     if theirs is not None and theirs.shape == old.shape:
-      table[name] = jax.device_put(jnp.asarray(theirs, old.dtype),
-                                   old.sharding)
+      table[name] = _place_like(theirs, old)
       kept.append(name)
   params['alignment'] = table
   fresh = sorted(set(table) - set(kept))
