@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       batch_size=16, steps=1000, log_every=10, checkpoint_every=500,
       keep_checkpoints=3,
+      ema_decay=0.0,  # > 0: keep an EMA of the params; eval/predict use it
       log_example_ids=False))  # WORKDIR/examples.jsonl: faces of each step
 
   c.optim = ml_collections.ConfigDict(dict(

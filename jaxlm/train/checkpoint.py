@@ -124,7 +124,9 @@ def load_for_inference(path):
   if not state_dir.exists():
     raise JaxlmError(f'checkpoint {step_dir} has no state (incomplete?)')
   tree = ocp.StandardCheckpointer().restore(state_dir)
-  variables = {'params': tree['params'], 'constants': tree['constants']}
+  # A run trained with an EMA is evaluated with the averaged weights.
+  params = tree['ema'] if tree.get('ema') is not None else tree['params']
+  variables = {'params': params, 'constants': tree['constants']}
   variables = jax.tree_util.tree_map(np.asarray, variables)
   return config, datasets, variables, int(step_dir.name)
 

@@ -205,8 +205,9 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
                     for s in specs), time.time() - t0)
 
   sample = np.zeros((1, size, size, 3), np.uint8)
+  ema_decay = float(config.train.get('ema_decay', 0.0))
   init = lambda: create_state(model, tx, sample, config.data.num_anchors,
-                              config.seed, table)
+                              config.seed, table, ema=ema_decay > 0)
   mesh = sharding.make_mesh(config.get('mesh'))
   sharding.check_batch_size(config.train.batch_size, mesh)
   abstract = jax.eval_shape(init)
@@ -252,7 +253,7 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
 
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())
-  step_fn = jax.jit(make_train_step(model, tx, schedule),
+  step_fn = jax.jit(make_train_step(model, tx, schedule, ema_decay),
                     in_shardings=(state_sh, batch_sh),
                     out_shardings=(state_sh, sharding.replicated(mesh)),
                     donate_argnums=0)

@@ -17,13 +17,16 @@ class TrainState:
   """Everything a step changes, as one pytree.
 
   params: trainable parameters; constants: non-trained model variables (the
-  datasets' mean shapes); rng: raw uint32 key data (checkpoint friendly).
+  datasets' mean shapes); rng: raw uint32 key data (checkpoint friendly);
+  ema: an exponential moving average of params (`train.ema_decay` > 0),
+  else None. All of it is saved in one checkpoint.
   """
   step: jax.Array
   params: Any
   opt_state: Any
   constants: Any
   rng: jax.Array
+  ema: Any = None
 
   def variables(self):
     return {'params': self.params, 'constants': self.constants}
@@ -58,8 +61,10 @@ def make_optimizer(optim_cfg, total_steps: int):
   return tx, schedule
 
 
-def create_state(model, tx, sample_images, num_anchors, seed, mean_table):
-  """Initialises a TrainState (params from `seed`, mean shapes given)."""
+def create_state(model, tx, sample_images, num_anchors, seed, mean_table,
+                 ema: bool = False):
+  """Initialises a TrainState (params from `seed`, mean shapes given; an EMA
+  copy of the params when `ema`)."""
   rng = jax.random.key(seed)
   init_rng, rng = jax.random.split(rng)
   index = jnp.zeros((sample_images.shape[0], num_anchors), jnp.int32)
@@ -69,4 +74,6 @@ def create_state(model, tx, sample_images, num_anchors, seed, mean_table):
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), constants=constants,
-                    rng=jax.random.key_data(rng))
+                    rng=jax.random.key_data(rng),
+                    ema=jax.tree_util.tree_map(jnp.copy, params) if ema
+                    else None)

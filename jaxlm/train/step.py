@@ -9,8 +9,9 @@ from jaxlm import losses
 from jaxlm.train.state import TrainState
 
 
-def make_train_step(model, tx, schedule):
-  """(state, batch) -> (state, metrics): one AdamW step on the L1 loss."""
+def make_train_step(model, tx, schedule, ema_decay: float = 0.0):
+  """(state, batch) -> (state, metrics): one AdamW step on the L1 loss, and
+  ema <- decay * ema + (1 - decay) * params when the state has an EMA."""
 
   def train_step(state: TrainState, batch):
     def loss_fn(params):
@@ -28,8 +29,12 @@ def make_train_step(model, tx, schedule):
     metrics = dict(loss=loss, l1_last_layer=last,
                    grad_norm=optax.tree.norm(grads),
                    lr=schedule(state.step))
+    ema = state.ema
+    if ema is not None:
+      ema = jax.tree_util.tree_map(
+          lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
     new_state = state.replace(step=state.step + 1, params=params,
-                              opt_state=opt_state)
+                              opt_state=opt_state, ema=ema)
     return new_state, metrics
 
   return train_step
