@@ -1,0 +1,194 @@
+"""HRNetV2-W18 (Wang et al.), the SLPT / DSLPT backbone (thesis §4.3, §5.3).
+
+Input 256 px -> a 64 x 64 map of `out_dim` channels (stride 4). Stem: two
+3x3 stride-2 convolutions, four Bottleneck blocks; stages 2-4 with 2, 3 and 4
+branches (18, 36, 72, 144 channels), four BasicBlocks per branch, fused by
+summation (lower resolutions: 1x1 conv + BN, bilinearly upsampled with
+half-pixel centres, torch's align_corners=False; higher: chains of 3x3
+stride-2 conv + BN). The head concatenates the four branches upsampled to the
+finest (270 channels) and maps them to `out_dim`:
+
+  'lite' (SLPT's HRNetW18C-lite): one module in each of stages 2-4; head
+      1x1 270->270, BN, ReLU, 1x1 270->out_dim.
+  'full' (DSLPT's HRNetW18C): 1 / 4 / 3 modules; head one 1x1 270->out_dim.
+
+Module names follow the official PyTorch keys with the sequence indices
+joined by '_' (`stage3.2.fuse_layers.2.0.1.0.weight` ->
+`stage3_2/fuse_layers_2_0_1_0/kernel`), which keeps the converter a rename.
+BatchNorm as torch's (momentum 0.01 -> flax 0.99, eps 1e-5); its statistics
+live in the `batch_stats` collection. Convolutions start from N(0, 0.001) as
+the official `init_weights` does.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxlm.models.vit import IMAGENET_MEAN, IMAGENET_STD
+
+conv_init = nn.initializers.normal(0.001)
+VARIANTS = {'lite': (1, 1, 1), 'full': (1, 4, 3)}
+WIDTHS = (18, 36, 72, 144)
+
+
+def normalize_images(images):
+  """uint8/float RGB [0, 255] -> ImageNet-normalised float32."""
+  x = images.astype(jnp.float32) / 255.0
+  return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+
+
+def conv(x, features, kernel, stride=1, bias=False, name=None, dtype=None):
+  """torch Conv2d with padding kernel // 2 (symmetric, as torch pads)."""
+  p = kernel // 2
+  return nn.Conv(features, (kernel, kernel), (stride, stride),
+                 padding=((p, p), (p, p)), use_bias=bias,
+                 kernel_init=conv_init, dtype=dtype, name=name)(x)
+
+
+def batch_norm(x, train, name):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.99,
+                      epsilon=1e-5, dtype=x.dtype, name=name)(x)
+
+
+def upsample(x, height, width):
+  """Bilinear resize with half-pixel centres (torch align_corners=False)."""
+  return jax.image.resize(x, (x.shape[0], height, width, x.shape[-1]),
+                          'bilinear')
+
+
+class BasicBlock(nn.Module):
+  features: int
+  stride: int = 1
+  downsample: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    y = conv(x, self.features, 3, self.stride, name='conv1', dtype=self.dtype)
+    y = nn.relu(batch_norm(y, train, 'bn1'))
+    y = batch_norm(conv(y, self.features, 3, name='conv2', dtype=self.dtype),
+                   train, 'bn2')
+    if self.downsample:
+      x = batch_norm(conv(x, self.features, 1, self.stride,
+                          name='downsample_0', dtype=self.dtype),
+                     train, 'downsample_1')
+    return nn.relu(y + x)
+
+
+class Bottleneck(nn.Module):
+  """1x1 -> 3x3 (stride) -> 1x1 (4x planes), torchvision's v1.5 layout."""
+  planes: int
+  stride: int = 1
+  downsample: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    y = nn.relu(batch_norm(conv(x, self.planes, 1, name='conv1',
+                                dtype=self.dtype), train, 'bn1'))
+    y = nn.relu(batch_norm(conv(y, self.planes, 3, self.stride, name='conv2',
+                                dtype=self.dtype), train, 'bn2'))
+    y = batch_norm(conv(y, 4 * self.planes, 1, name='conv3',
+                        dtype=self.dtype), train, 'bn3')
+    if self.downsample:
+      x = batch_norm(conv(x, 4 * self.planes, 1, self.stride,
+                          name='downsample_0', dtype=self.dtype),
+                     train, 'downsample_1')
+    return nn.relu(y + x)
+
+
+class HighResolutionModule(nn.Module):
+  """Parallel branches of BasicBlocks, then every branch fused into each."""
+  widths: tuple[int, ...]
+  blocks: int = 4
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, xs, train=False):
+    xs = list(xs)
+    for i, width in enumerate(self.widths):
+      for k in range(self.blocks):
+        xs[i] = BasicBlock(width, dtype=self.dtype,
+                           name=f'branches_{i}_{k}')(xs[i], train)
+    if len(xs) == 1:
+      return xs
+    out = []
+    for i, width in enumerate(self.widths):
+      y = xs[i]
+      for j in range(len(xs)):
+        if j == i:
+          continue
+        if j > i:  # lower resolution: 1x1 conv + BN, then upsample
+          z = conv(xs[j], width, 1, name=f'fuse_layers_{i}_{j}_0',
+                   dtype=self.dtype)
+          z = batch_norm(z, train, f'fuse_layers_{i}_{j}_1')
+          z = upsample(z, y.shape[1], y.shape[2])
+        else:  # higher resolution: i - j stride-2 3x3 convs
+          z = xs[j]
+          for k in range(i - j):
+            last = k == i - j - 1
+            z = conv(z, width if last else self.widths[j], 3, 2,
+                     name=f'fuse_layers_{i}_{j}_{k}_0', dtype=self.dtype)
+            z = batch_norm(z, train, f'fuse_layers_{i}_{j}_{k}_1')
+            if not last:
+              z = nn.relu(z)
+        y = y + z
+      out.append(nn.relu(y))
+    return out
+
+
+class HRNet(nn.Module):
+  """HRNetV2-W18 -> [(B, H/4, W/4, out_dim)] (a one-level feature list)."""
+  variant: str = 'full'
+  out_dim: int = 256
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images, train=False):
+    if self.variant not in VARIANTS:
+      raise ValueError(f'unknown HRNet variant {self.variant!r}; known: '
+                       f'{", ".join(VARIANTS)}')
+    x = normalize_images(images).astype(self.dtype)
+    x = nn.relu(batch_norm(conv(x, 64, 3, 2, name='conv1', dtype=self.dtype),
+                           train, 'bn1'))
+    x = nn.relu(batch_norm(conv(x, 64, 3, 2, name='conv2', dtype=self.dtype),
+                           train, 'bn2'))
+    for k in range(4):
+      x = Bottleneck(64, downsample=k == 0, dtype=self.dtype,
+                     name=f'layer1_{k}')(x, train)
+    xs, prev = [x], (256,)
+    for stage, modules in zip((2, 3, 4), VARIANTS[self.variant]):
+      widths = WIDTHS[:stage]
+      new = []
+      for i, width in enumerate(widths):
+        name = f'transition{stage - 1}_{i}'
+        if i < len(prev):
+          if prev[i] == width:
+            new.append(xs[i])
+          else:
+            new.append(nn.relu(batch_norm(
+                conv(xs[i], width, 3, name=f'{name}_0', dtype=self.dtype),
+                train, f'{name}_1')))
+        else:  # a new, coarser branch from the coarsest existing one
+          z = xs[-1]
+          for j in range(i + 1 - len(prev)):
+            out = width if j == i - len(prev) else prev[-1]
+            z = conv(z, out, 3, 2, name=f'{name}_{j}_0', dtype=self.dtype)
+            z = nn.relu(batch_norm(z, train, f'{name}_{j}_1'))
+          new.append(z)
+      xs = new
+      for m in range(modules):
+        xs = HighResolutionModule(widths, dtype=self.dtype,
+                                  name=f'stage{stage}_{m}')(xs, train)
+      prev = widths
+    h, w = xs[0].shape[1:3]
+    x = jnp.concatenate([xs[0]] + [upsample(z, h, w) for z in xs[1:]], -1)
+    if self.variant == 'lite':
+      x = conv(x, x.shape[-1], 1, bias=True, name='head_0', dtype=self.dtype)
+      x = nn.relu(batch_norm(x, train, 'head_1'))
+      x = conv(x, self.out_dim, 1, bias=True, name='head_3', dtype=self.dtype)
+    else:
+      x = conv(x, self.out_dim, 1, bias=True, name='head_0', dtype=self.dtype)
+    return [x]
