@@ -59,3 +59,29 @@ def synthetic(layout, size, seed, **kw):
 def tfds(name, layout, split, **kw):
   return ml_collections.ConfigDict(dict(source='tfds', tfds_name=name,
                                         layout=layout, split=split, **kw))
+
+
+def slpt_config(name='slpt', backbone='hrnet_lite'):
+  """Defaults of SLPT (thesis ch. 4) / DSLPT (ch. 5) configs: the shared
+  base with their model, no anchor masking and their optimizers."""
+  c = base_config()
+  c.model = ml_collections.ConfigDict(dict(
+      name=name,
+      variant=backbone,  # hrnet_lite | hrnet | resnet34 | resnet50 | vit:<v>
+      width=256, num_heads=8, num_layers=6, mlp_dim=1024, dropout=0.1,
+      patch=7,  # K: samples per patch side
+      # Per-stage half-sizes (image units); DSLPT uses the first only and
+      # sizes later patches from the predicted variances.
+      half_sizes=(0.125, 0.0625, 0.03125),
+      dtype='float32'))
+  c.data.num_anchors = 0  # every landmark, in layout order
+  if name == 'slpt':  # Adam 1e-3, x0.1 at epochs 120 and 140 of 150
+    c.optim = ml_collections.ConfigDict(dict(
+        name='adam', lr=1e-3, b1=0.9, b2=0.999, weight_decay=0.0,
+        warmup_steps=0, decay_at=(120 / 150, 140 / 150), decay_factor=0.1,
+        grad_clip=0.0))
+  else:  # AdamW 5e-4 (0.9, 0.95), wd 0.01, x0.1 at epochs 80 and 90 of 100
+    c.optim = ml_collections.ConfigDict(dict(
+        name='adamw', lr=5e-4, b1=0.9, b2=0.95, weight_decay=0.01,
+        warmup_steps=0, decay_at=(0.8, 0.9), decay_factor=0.1, grad_clip=0.0))
+  return c

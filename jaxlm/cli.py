@@ -266,10 +266,29 @@ def cmd_convert(args, extra):
     with convert.atomic_dir(args.dst) as tmp:
       tufa.write_run(tmp, variables, datasets, config_lib.to_json(cfg))
       convert.write_meta(tmp, meta)
+  elif args.kind in ('slpt', 'dslpt'):
+    from jaxlm.convert import slpt, tufa
+    if not args.init:
+      raise JaxlmError(f'convert {args.kind} needs --init init_N.npz (the '
+                       f'official initial shape, e.g. Config/init_98.npz)')
+    initial = slpt.read_initial_shape(args.init)
+    default = ('slpt_hrnet_lite_wflw.py' if args.kind == 'slpt'
+               else 'dslpt_hrnet_wflw.py')
+    cfg_path = args.config or str(_REPO_CONFIGS / default)
+    cfg = config_lib.load_config(cfg_path)
+    config_lib.apply_overrides(cfg, config_lib.parse_override_args(extra))
+    variables, datasets, cfg, lines = slpt.convert_slpt(
+        tensors, initial, cfg, where, dataset=args.dataset or '',
+        layout=args.layout or '')
+    meta.update(variant=cfg.model.variant,
+                datasets=[list(d) for d in datasets], init=args.init,
+                config=cfg_path,
+                num_params=convert.count(variables['params']))
+    with convert.atomic_dir(args.dst) as tmp:
+      tufa.write_run(tmp, variables, datasets, config_lib.to_json(cfg))
+      convert.write_meta(tmp, meta)
   else:
-    raise JaxlmError(f'convert {args.kind}: not available yet (converters: '
-                     f'dino, dinov2, dinov3, tufa; SLPT/DSLPT come with '
-                     f'their models)')
+    raise JaxlmError(f'convert {args.kind}: unknown kind')
   print('\n'.join(lines))  # every parameter and the source keys it came from
   log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
            args.src, args.kind, len(tensors), args.dst, meta.get('variant'),
@@ -347,8 +366,15 @@ def build_parser():
                  '(checked against the file)')
   c.add_argument('--prompts', nargs='+', help='tufa: NAME=shape_N.npz'
                  '[:layout] per training dataset')
-  c.add_argument('--config', help='tufa: config whose model/eval settings '
-                 'the run uses (default configs/tufa_vits16_multi.py)')
+  c.add_argument('--config', help='tufa/slpt/dslpt: config whose model/eval '
+                 'settings the run uses (default configs/tufa_vits16_multi.py,'
+                 ' slpt_hrnet_lite_wflw.py, dslpt_hrnet_wflw.py)')
+  c.add_argument('--init', help='slpt/dslpt: the official initial shape '
+                 'init_N.npz')
+  c.add_argument('--dataset', help='slpt/dslpt: training dataset name '
+                 '(default: the config\'s)')
+  c.add_argument('--layout', help='slpt/dslpt: landmark layout (default: the '
+                 'config\'s, or by the number of points)')
   c.set_defaults(fn=cmd_convert)
 
   for sp in (t, e, r, s, b, f, c):

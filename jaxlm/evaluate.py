@@ -60,8 +60,10 @@ def prompts_for(name, ecfg, model, variables, datasets, image_size,
     prompts = np.asarray(make_dataset_prompts(model)(variables, spec))
     start = train_names.index(spec)
     offset = sum(k for _, k in datasets[:start])
-    baseline = np.asarray(
-        variables['constants']['alignment']['mean_shape'])[offset:offset + n]
+    constants = variables['constants']
+    table = (constants['alignment'] if 'alignment' in constants
+             else constants)['mean_shape']
+    baseline = np.asarray(table)[offset:offset + n]
     return prompts, baseline, False
   if spec == 'mean_shape':
     p = _zero_shot_prompts(name, ecfg, image_size, mean_samples, data_dir)

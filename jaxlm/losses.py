@@ -21,3 +21,59 @@ def weighted_l1(pred, target, weight):
   err = jnp.abs(pred - target[None]).sum(-1)  # (L, B, N)
   denom = jnp.maximum(weight.sum(), 1.0) * 2.0
   return (err * weight[None]).sum(axis=(1, 2)).mean() / denom
+
+
+# Stage weights of SLPT and DSLPT's coarse-to-fine loss (thesis §4.3, §5.3).
+STAGE_WEIGHTS = (0.2, 0.3, 0.5)
+
+
+def _stage_weights(num_stages: int):
+  if num_stages == len(STAGE_WEIGHTS):
+    return jnp.asarray(STAGE_WEIGHTS)
+  return jnp.full((num_stages,), 1.0 / num_stages)  # other stage counts
+
+
+def normalized_l2(landmarks, target, weight, eyes: tuple[int, int]):
+  """SLPT's loss: per stage and layer, the mean landmark L2 distance over
+  the ground-truth inter-ocular distance; layers averaged, stages weighted
+  0.2 / 0.3 / 0.5 (equal weights for another number of stages).
+
+  Args:
+    landmarks: (S, L, B, N, 2) predictions of every stage and layer.
+    target: (B, N, 2); weight: (B, N) (0 removes a point).
+    eyes: indices of the outer eye corners in the N points.
+
+  Returns:
+    (loss, per-stage losses (S,)).
+  """
+  iod = jnp.linalg.norm(target[:, eyes[0]] - target[:, eyes[1]], axis=-1)
+  iod = jnp.maximum(iod, 1e-6)  # (B,)
+  dist = jnp.sqrt(((landmarks - target) ** 2).sum(-1) + 1e-12)  # (S,L,B,N)
+  per_face = (dist * weight).sum(-1) / jnp.maximum(weight.sum(-1), 1.0)
+  per_stage = (per_face / iod).mean(axis=(1, 2))  # (S,)
+  w = _stage_weights(landmarks.shape[0])
+  return (w * per_stage).sum(), per_stage
+
+
+def gaussian_nll(offset, variance, box_min, box_size, target, weight):
+  """DSLPT's loss: -log(N(g; mu, v) + 1e-9) per coordinate, with the target
+  g in patch units ((target - box_min) / box_size of each stage), averaged
+  over layers, landmarks and coordinates; stages weighted 0.2 / 0.3 / 0.5.
+
+  Args:
+    offset, variance: (S, L, B, N, 2) predicted mean and variance in patch
+      units; box_min, box_size: (S, B, N, 2) of each stage's patches.
+    target: (B, N, 2); weight: (B, N).
+
+  Returns:
+    (loss, per-stage losses (S,)).
+  """
+  g = (target - box_min) / box_size  # (S, B, N, 2)
+  density = jnp.exp(-(offset - g[:, None]) ** 2 / variance / 2.0) / jnp.sqrt(
+      2.0 * jnp.pi * variance)
+  nll = -jnp.log(density + 1e-9)  # (S, L, B, N, 2)
+  w = weight[None, None, :, :, None]
+  per_stage = (nll * w).sum(axis=(1, 2, 3, 4)) / jnp.maximum(
+      w.sum() * nll.shape[1] * 2.0, 1.0)
+  s = _stage_weights(offset.shape[0])
+  return (s * per_stage).sum(), per_stage

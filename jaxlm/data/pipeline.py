@@ -16,7 +16,8 @@ Training examples carry
     whose target is 0 rather than NaN);
   example_id: int32 dataset number * 2^24 + the face's index in it.
 Anchor masking (thesis §6.2.1): each example keeps `num_anchors` random points
-of its layout, so examples of every layout batch together.
+of its layout, so examples of every layout batch together. `num_anchors` 0
+keeps every point in layout order (SLPT and DSLPT).
 
 Evaluation examples carry the full layout: landmarks (N, 2) crop pixels
 (NaN where a point has no position), visible, `valid` (False on padding rows
@@ -268,7 +269,10 @@ class _TrainExample:
     self.mask_invisible = mask_invisible
 
   def __call__(self, sample, rng: np.random.Generator):
-    keep = rng.choice(self.num_points, self.num_anchors, replace=False)
+    if self.num_anchors:
+      keep = rng.choice(self.num_points, self.num_anchors, replace=False)
+    else:  # no masking: every point, in layout order (SLPT/DSLPT)
+      keep = np.arange(self.num_points)
     target = np.asarray(sample['landmarks'], np.float32)[keep]
     has_position = np.isfinite(target).all(axis=1)
     weight = has_position.astype(np.float32)

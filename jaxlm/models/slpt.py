@@ -81,6 +81,29 @@ def make_backbone(name: str, out_dim: int, dtype):
                    f'{", ".join(BACKBONES)}')
 
 
+class PatchEmbed(nn.Module):
+  """A K x K 'valid' convolution over each K x K patch, i.e. one token per
+  patch. Computed as one matmul over the flattened patch (the same numbers,
+  and XLA's convolution gradients are slow for this shape on CPU); the
+  kernel keeps a convolution's (K, K, C_in, C_out) layout."""
+  features: int
+  use_bias: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, patches):  # (B, N, K, K, C)
+    k, c = patches.shape[-2], patches.shape[-1]
+    kernel = self.param('kernel', nn.initializers.xavier_uniform(
+        in_axis=(0, 1, 2), out_axis=3), (k, k, c, self.features))
+    flat = patches.reshape(patches.shape[:2] + (k * k * c,)).astype(
+        self.dtype)
+    out = flat @ kernel.reshape(k * k * c, self.features).astype(self.dtype)
+    if self.use_bias:
+      out = out + self.param('bias', nn.initializers.zeros,
+                             (self.features,)).astype(self.dtype)
+    return out
+
+
 class SLPT(nn.Module):
   """SLPT (thesis ch. 4) on an HRNet / ResNet / ViT backbone.
 
@@ -156,10 +179,8 @@ class SLPT(nn.Module):
     n = centres.shape[1]
     feature_maps = make_backbone(self.backbone, self.width, self.dtype)(
         images, train)
-    embed = nn.Conv(self.width, (self.patch, self.patch), padding='VALID',
-                    use_bias=self.patch_bias, dtype=self.dtype,
-                    kernel_init=nn.initializers.xavier_uniform(),
-                    name='patch_embed')
+    embed = PatchEmbed(self.width, self.patch_bias, self.dtype,
+                       name='patch_embed')
     decoder = PromptDecoder(self.num_layers, self.num_heads, self.mlp_dim,
                             self.dropout, self.dtype, name='transformer')
     head = self.make_head()
@@ -172,8 +193,7 @@ class SLPT(nn.Module):
           patch_gather.gather_patches(f, box_min, box_size, self.patch,
                                       self.convention)
           for f in feature_maps], axis=-1)  # (B, N, K, K, C)
-      tokens = embed(patches.reshape((b * n,) + patches.shape[2:]))
-      tokens = tokens.reshape(b, n, self.width)
+      tokens = embed(patches)  # (B, N, width)
       feats = decoder(tokens, structure, queries, deterministic=not train)
       out = self.apply_head(head, feats.astype(jnp.float32))
       out['landmarks'] = box_min + box_size * out['offset']
@@ -187,4 +207,4 @@ class SLPT(nn.Module):
   def dataset_prompts(self, name: str):
     """(N, 2) initial shape (the training mean face); one layout only."""
     del name
-    return self.mean_shape()
+    return self.get_variable('constants', 'mean_shape')

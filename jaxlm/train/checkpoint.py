@@ -127,6 +127,8 @@ def load_for_inference(path):
   # A run trained with an EMA is evaluated with the averaged weights.
   params = tree['ema'] if tree.get('ema') is not None else tree['params']
   variables = {'params': params, 'constants': tree['constants']}
+  if tree.get('batch_stats') is not None:  # CNN backbones (SLPT/DSLPT)
+    variables['batch_stats'] = tree['batch_stats']
   variables = jax.tree_util.tree_map(np.asarray, variables)
   return config, datasets, variables, int(step_dir.name)
 

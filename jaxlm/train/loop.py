@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxlm import models
+from jaxlm import layouts, models
 from jaxlm.config import to_json, validate
 from jaxlm.data import pipeline
 from jaxlm.errors import JaxlmError
@@ -66,8 +66,17 @@ def setup(config):
                                  config.data.get('data_dir', ''))
   datasets = tuple((s.name, s.num_points) for s in specs)
   model = models.build(config.model, datasets)
+  if config.model.name in ('slpt', 'dslpt') and config.data.num_anchors:
+    raise JaxlmError(f'config key data.num_anchors: {config.model.name} '
+                     f'predicts every landmark; set it to 0 (all points, in '
+                     f'order), not {config.data.num_anchors}')
   tx, schedule = make_optimizer(config.optim, config.train.steps)
   return model, specs, datasets, tx, schedule
+
+
+def eye_corners(specs):
+  """Outer eye corners of the first training layout (SLPT's normaliser)."""
+  return tuple(layouts.get(specs[0].layout).outer_eye_corners)
 
 
 def _place_like(new, current):
@@ -253,7 +262,8 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
 
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())
-  step_fn = jax.jit(make_train_step(model, tx, schedule, ema_decay),
+  step_fn = jax.jit(make_train_step(model, tx, schedule, ema_decay,
+                                    eyes=eye_corners(specs)),
                     in_shardings=(state_sh, batch_sh),
                     out_shardings=(state_sh, sharding.replicated(mesh)),
                     donate_argnums=0)

@@ -19,7 +19,8 @@ class TrainState:
   params: trainable parameters; constants: non-trained model variables (the
   datasets' mean shapes); rng: raw uint32 key data (checkpoint friendly);
   ema: an exponential moving average of params (`train.ema_decay` > 0),
-  else None. All of it is saved in one checkpoint.
+  else None; batch_stats: BatchNorm running statistics of CNN backbones
+  (SLPT / DSLPT), else None. All of it is saved in one checkpoint.
   """
   step: jax.Array
   params: Any
@@ -27,9 +28,13 @@ class TrainState:
   constants: Any
   rng: jax.Array
   ema: Any = None
+  batch_stats: Any = None
 
   def variables(self):
-    return {'params': self.params, 'constants': self.constants}
+    out = {'params': self.params, 'constants': self.constants}
+    if self.batch_stats is not None:
+      out['batch_stats'] = self.batch_stats
+    return out
 
 
 def learning_rate_schedule(optim_cfg, total_steps: int):
@@ -48,14 +53,17 @@ def learning_rate_schedule(optim_cfg, total_steps: int):
 
 def make_optimizer(optim_cfg, total_steps: int):
   """optax AdamW (weight decay on matrices only) with optional clipping."""
-  if optim_cfg.name != 'adamw':
+  if optim_cfg.name not in ('adamw', 'adam'):
     raise JaxlmError(f'config key optim.name: unknown optimizer '
-                     f'{optim_cfg.name!r} (known: adamw)')
+                     f'{optim_cfg.name!r} (known: adamw, adam)')
   schedule = learning_rate_schedule(optim_cfg, total_steps)
   decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2,
                                                      params)
-  tx = optax.adamw(schedule, b1=optim_cfg.b1, b2=optim_cfg.b2,
-                   weight_decay=optim_cfg.weight_decay, mask=decay_mask)
+  if optim_cfg.name == 'adam':  # SLPT's optimizer: no weight decay
+    tx = optax.adam(schedule, b1=optim_cfg.b1, b2=optim_cfg.b2)
+  else:
+    tx = optax.adamw(schedule, b1=optim_cfg.b1, b2=optim_cfg.b2,
+                     weight_decay=optim_cfg.weight_decay, mask=decay_mask)
   if optim_cfg.grad_clip:
     tx = optax.chain(optax.clip_by_global_norm(optim_cfg.grad_clip), tx)
   return tx, schedule
@@ -67,13 +75,17 @@ def create_state(model, tx, sample_images, num_anchors, seed, mean_table,
   copy of the params when `ema`)."""
   rng = jax.random.key(seed)
   init_rng, rng = jax.random.split(rng)
-  index = jnp.zeros((sample_images.shape[0], num_anchors), jnp.int32)
+  index = jnp.zeros((sample_images.shape[0], max(num_anchors, 1)), jnp.int32)
   variables = model.init(init_rng, sample_images, point_index=index)
   constants = jax.tree_util.tree_map(lambda x: x, variables['constants'])
-  constants['alignment']['mean_shape'] = jnp.asarray(mean_table)
+  if 'alignment' in constants:  # TUFA: every dataset's mean shape
+    constants['alignment']['mean_shape'] = jnp.asarray(mean_table)
+  else:  # SLPT / DSLPT: the initial shape of the coarse-to-fine stages
+    constants['mean_shape'] = jnp.asarray(mean_table)
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), constants=constants,
                     rng=jax.random.key_data(rng),
                     ema=jax.tree_util.tree_map(jnp.copy, params) if ema
-                    else None)
+                    else None,
+                    batch_stats=variables.get('batch_stats'))
