@@ -107,12 +107,15 @@ def cmd_predict(args, extra):
   box = _parse_box(args.box) if args.box else None
   pred = Predictor(target)
   prompts = pred.prompts(args.layout or pred.datasets[0][0])
-  points, _ = pred(image, prompts, box=box, crop=args.crop == 'face')
+  found = pred.detect(image, prompts, box=box, crop=args.crop == 'face')
+  points = found['landmarks']
   if args.out:
     plots.save_rgb(args.out, plots.draw_landmarks(image, points))
     log.info('wrote %s', args.out)
   result = dict(image=str(args.image), num_points=len(points),
                 landmarks=points.round(2).tolist(), box=box, crop=args.crop)
+  if found['uncertainty'] is not None:  # DSLPT: per-landmark std, pixels
+    result['uncertainty'] = found['uncertainty'].round(3).tolist()
   if args.json:
     Path(args.json).write_text(json.dumps(result, indent=1))
     log.info('wrote %s', args.json)

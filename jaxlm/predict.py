@@ -21,7 +21,8 @@ from jaxlm import models
 from jaxlm.data import crop as crop_lib
 from jaxlm.errors import JaxlmError
 from jaxlm.train.checkpoint import check_variables, load_for_inference
-from jaxlm.train.step import make_dataset_prompts, make_predict
+from jaxlm.train.step import make_dataset_prompts
+from jaxlm.train.step import make_predict_with_uncertainty
 
 
 def load_image(path) -> np.ndarray:
@@ -68,7 +69,7 @@ class Predictor:
     check_variables(expected, variables, f'checkpoint {checkpoint}')
     self.variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
     self.size = size
-    self._predict = jax.jit(make_predict(self.model))
+    self._predict = jax.jit(make_predict_with_uncertainty(self.model))
 
   def prompts(self, layout_or_file):
     """Anchors (N, 2) from a training dataset/layout name or a .npy file."""
@@ -96,6 +97,13 @@ class Predictor:
 
   def __call__(self, image_rgb, prompts, box=None, crop=True):
     """Landmarks (N, 2) in image pixels, and the image->crop affine used."""
+    out = self.detect(image_rgb, prompts, box, crop)
+    return out['landmarks'], out['affine']
+
+  def detect(self, image_rgb, prompts, box=None, crop=True) -> dict:
+    """{'landmarks': (N, 2) image pixels, 'affine': image->crop (2, 3),
+    'uncertainty': (N, 2) standard deviation in image pixels (DSLPT), or
+    None}."""
     h, w = image_rgb.shape[:2]
     if crop:
       if box is None:
@@ -105,6 +113,11 @@ class Predictor:
     else:
       m = np.array([[self.size / w, 0, 0], [0, self.size / h, 0]])
     x = crop_lib.warp(image_rgb, m, self.size)
-    pred = np.asarray(self._predict(self.variables, x[None], prompts))[0]
-    pts = crop_lib.apply_affine(crop_lib.invert_affine(m), pred * self.size)
-    return pts.astype(np.float32), m
+    pred, std = self._predict(self.variables, x[None], prompts)
+    inv = crop_lib.invert_affine(m)
+    pts = crop_lib.apply_affine(inv, np.asarray(pred)[0] * self.size)
+    out = dict(landmarks=pts.astype(np.float32), affine=m, uncertainty=None)
+    if std is not None:  # independent x/y variances through the linear map
+      var = (np.asarray(std)[0] * self.size)**2
+      out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
+    return out

@@ -42,3 +42,33 @@ def tiny_config(steps=4, image_size=64):
 @pytest.fixture
 def tiny():
   return tiny_config
+
+
+def tiny_slpt_config(name='slpt', steps=4, image_size=64):
+  """A very small SLPT / DSLPT on synthetic syn29 faces."""
+  from jaxlm.config import load_config
+  c = load_config(str(ROOT / 'configs' / 'slpt_demo.py') + ':' + name)
+  c.model.variant = 'vit:Ti/16:depth=1'
+  c.model.width = 64
+  c.model.num_heads = 2
+  c.model.num_layers = 2
+  c.model.mlp_dim = 64
+  c.model.patch = 3
+  c.data.image_size = image_size
+  c.data.mean_shape_samples = 16
+  c.data.threads = 1
+  for e in c.data.eval.values():
+    e.size = 6
+  c.train.batch_size = 4
+  c.train.steps = steps
+  c.train.log_every = 1
+  c.train.checkpoint_every = 2
+  c.optim.warmup_steps = 0
+  c.eval.batch_size = 4
+  c.eval.overlays = 2
+  return c
+
+
+@pytest.fixture
+def tiny_slpt():
+  return tiny_slpt_config
