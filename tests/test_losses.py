@@ -31,11 +31,11 @@ def test_slpt_normalized_l2_by_hand():
   loss, stages = normalized_l2(stack, target, jnp.ones((1, 3)), (0, 1))
   per = (0.05 + 0 + 0.1) / 3 / 0.5
   np.testing.assert_allclose(stages, [per, 0, per], rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(loss, 0.2 * per + 0.5 * per, rtol=1e-5)
+  np.testing.assert_allclose(loss, 0.2 * per + 0.5 * per, rtol=1e-4)
   # a point with weight 0 is left out of the mean
   _, stages = normalized_l2(stack, target, jnp.array([[1.0, 1.0, 0.0]]),
                             (0, 1))
-  np.testing.assert_allclose(stages[0], 0.05 / 2 / 0.5, rtol=1e-5)
+  np.testing.assert_allclose(stages[0], 0.05 / 2 / 0.5, rtol=1e-4)
 
 
 def test_dslpt_gaussian_nll_matches_scipy():
