@@ -1,7 +1,14 @@
-r"""TUFA training-step throughput: img/s, step time, peak memory, MFU.
+r"""Training-step throughput: img/s, step time, peak memory, MFU.
 
   python benchmarks/train_step.py --variant S/16 S/8 --batch 8 --prompts 98
   python benchmarks/train_step.py --mesh 2,4,1 --batch 16   # any mesh
+  python benchmarks/train_step.py --model slpt --variant hrnet_lite
+  python benchmarks/train_step.py --model dslpt --variant hrnet resnet34
+
+`--model` picks the config (tufa: configs/tufa_vits16_multi.py, slpt:
+configs/slpt_hrnet_lite_wflw.py, dslpt: configs/dslpt_hrnet_wflw.py);
+`--variant` is the ViT variant (TUFA) or the backbone (SLPT/DSLPT, which
+predict all `--prompts` points).
 
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
@@ -23,10 +30,11 @@ import numpy as np
 
 from jaxlm.config import load_config
 from jaxlm.train import sharding
-from jaxlm.train.loop import setup
+from jaxlm.train.loop import eye_corners, setup
 from jaxlm.train.state import create_state
 from jaxlm.train.step import make_train_step
 
+LAST = {}  # figures of the latest bench() call, for other scripts
 _PEAK_TFLOPS = {  # dense, per device
     ('H100', 'bfloat16'): 989.0, ('H100', 'float32'): 67.0,
     ('H200', 'bfloat16'): 989.0, ('H200', 'float32'): 67.0,
@@ -43,20 +51,29 @@ def peak_memory_gib():
   return rss, 'host max RSS'
 
 
+CONFIGS = {'tufa': 'configs/tufa_vits16_multi.py',
+           'slpt': 'configs/slpt_hrnet_lite_wflw.py',
+           'dslpt': 'configs/dslpt_hrnet_wflw.py'}
+LAYOUT_OF = {98: 'syn98', 68: 'syn68', 29: 'syn29', 19: 'syn19'}
+
+
 def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
-          mesh_shape=None):
-  cfg = load_config('configs/tufa_vits16_multi.py')
+          mesh_shape=None, model_name='tufa'):
+  cfg = load_config(CONFIGS[model_name])
   cfg.model.variant = variant
   cfg.model.dtype = dtype
   cfg.data.image_size = image_size
-  cfg.data.num_anchors = prompts
-  cfg.data.train = {'bench': dict(source='synthetic', layout='syn98',
+  layout = 'syn98' if model_name == 'tufa' else LAYOUT_OF[prompts]
+  cfg.data.num_anchors = prompts if model_name == 'tufa' else 0
+  cfg.data.train = {'bench': dict(source='synthetic', layout=layout,
                                   size=1, seed=0)}
-  model, _, datasets, tx, schedule = setup(cfg)
-  table = np.random.default_rng(0).uniform(0.2, 0.8, (98, 2)).astype(
+  model, specs, datasets, tx, schedule = setup(cfg)
+  total = datasets[0][1] if model_name != 'tufa' else 98
+  table = np.random.default_rng(0).uniform(0.2, 0.8, (total, 2)).astype(
       np.float32)
   sample = np.zeros((1, image_size, image_size, 3), np.uint8)
-  init = lambda: create_state(model, tx, sample, prompts, 0, table)
+  init = lambda: create_state(model, tx, sample, cfg.data.num_anchors, 0,
+                              table)
   mesh = sharding.make_mesh(dict(zip(sharding.AXES, mesh_shape))
                             if mesh_shape else None)
   state_sh = sharding.state_shardings(jax.eval_shape(init), mesh)
@@ -66,13 +83,14 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
   batch_data = dict(
       image=jnp.asarray(rng.integers(0, 255, (batch, image_size, image_size,
                                               3), np.uint8)),
-      point_index=jnp.asarray(np.stack([rng.permutation(98)[:prompts]
-                                        for _ in range(batch)]).astype(
-                                            np.int32)),
+      point_index=jnp.asarray(np.stack([
+          rng.permutation(98)[:prompts] if model_name == 'tufa'
+          else np.arange(prompts) for _ in range(batch)]).astype(np.int32)),
       target=jnp.asarray(rng.uniform(0, 1, (batch, prompts, 2)), jnp.float32),
       weight=jnp.ones((batch, prompts), jnp.float32))
   batch_data = jax.device_put(batch_data, batch_sh)
-  step = jax.jit(make_train_step(model, tx, schedule),
+  step = jax.jit(make_train_step(model, tx, schedule,
+                                 eyes=eye_corners(specs)),
                  in_shardings=(state_sh, batch_sh),
                  out_shardings=(state_sh, sharding.replicated(mesh)),
                  donate_argnums=0)
@@ -91,9 +109,10 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
   dt = float(np.median(times))
+  LAST.update(step_s=dt, img_per_s=batch / dt, flops=flops)
   mem, mem_kind = peak_memory_gib()
   dev = jax.local_devices()[0]
-  line = (f'{variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
+  line = (f'{model_name} {variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
           f'{image_size}px mesh {"x".join(map(str, mesh.shape.values()))} | '
           f'{batch / dt:9.1f} img/s | step {dt * 1e3:8.1f} '
           f'ms (median of {steps}) | first step {compile_s:5.1f} s | '
@@ -109,7 +128,10 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  p.add_argument('--variant', nargs='+', default=['S/16'])
+  p.add_argument('--model', default='tufa', choices=sorted(CONFIGS))
+  p.add_argument('--variant', nargs='+', default=None,
+                 help='ViT variant (tufa, default S/16) or backbone (slpt: '
+                 'hrnet_lite, dslpt: hrnet; also resnet34/50, vit:<v>)')
   p.add_argument('--batch', type=int, nargs='+', default=[8])
   p.add_argument('--prompts', type=int, default=98)
   p.add_argument('--dtype', default='float32',
@@ -123,10 +145,12 @@ def main():
   mesh_shape = tuple(int(v) for v in a.mesh.split(',')) if a.mesh else None
   print(f'jax {jax.__version__} on {jax.local_devices()[0].device_kind} '
         f'x{jax.local_device_count()}', flush=True)
-  for v in a.variant:
+  variants = a.variant or [{'tufa': 'S/16', 'slpt': 'hrnet_lite',
+                            'dslpt': 'hrnet'}[a.model]]
+  for v in variants:
     for b in a.batch:
       bench(v, b, a.prompts, a.dtype, a.steps, a.image_size, a.peak_tflops,
-            mesh_shape)
+            mesh_shape, a.model)
 
 
 if __name__ == '__main__':

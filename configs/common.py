@@ -73,6 +73,8 @@ def slpt_config(name='slpt', backbone='hrnet_lite'):
       # Per-stage half-sizes (image units); DSLPT uses the first only and
       # sizes later patches from the predicted variances.
       half_sizes=(0.125, 0.0625, 0.03125),
+      # position embedding of a ViT backbone trained from scratch
+      pos_init='random', pos_init_scale=1.0,
       dtype='float32'))
   c.data.num_anchors = 0  # every landmark, in layout order
   if name == 'slpt':  # Adam 1e-3, x0.1 at epochs 120 and 140 of 150

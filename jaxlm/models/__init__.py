@@ -53,7 +53,8 @@ def _build_slpt(c, datasets):
             width=c.width, num_heads=c.num_heads, num_layers=c.num_layers,
             mlp_dim=c.mlp_dim, dropout=c.dropout, patch=c.patch,
             half_sizes=tuple(float(h) for h in c.half_sizes),
-            dtype=_DTYPES[c.dtype])
+            dtype=_DTYPES[c.dtype], pos_init=c.get('pos_init', 'random'),
+            pos_init_scale=c.get('pos_init_scale', 1.0))
   if not kw['half_sizes']:
     raise JaxlmError('config key model.half_sizes: at least one stage')
   return cls(**kw)

@@ -55,11 +55,15 @@ class ViTMap(nn.Module):
   variant: str
   out_dim: int = 256
   dtype: jnp.dtype = jnp.float32
+  pos_init: str = 'random'
+  pos_init_scale: float = 1.0
 
   @nn.compact
   def __call__(self, images, train=False):
     del train
-    tokens, _ = ViT(self.variant, dtype=self.dtype, name='vit')(images)
+    tokens, _ = ViT(self.variant, pos_init=self.pos_init,
+                    pos_init_scale=self.pos_init_scale, dtype=self.dtype,
+                    name='vit')(images)
     b, n, c = tokens.shape
     g = int(round(n**0.5))
     x = tokens.reshape(b, g, g, c)
@@ -68,7 +72,8 @@ class ViTMap(nn.Module):
     return [x]
 
 
-def make_backbone(name: str, out_dim: int, dtype):
+def make_backbone(name: str, out_dim: int, dtype, pos_init='random',
+                  pos_init_scale=1.0):
   if name == 'hrnet_lite':
     return HRNet('lite', out_dim, dtype, name='backbone')
   if name == 'hrnet':
@@ -76,7 +81,8 @@ def make_backbone(name: str, out_dim: int, dtype):
   if name in ('resnet34', 'resnet50'):
     return ResNet(int(name[6:]), out_dim, dtype, name='backbone')
   if name.startswith('vit:'):
-    return ViTMap(name[4:], out_dim, dtype, name='backbone')
+    return ViTMap(name[4:], out_dim, dtype, pos_init, pos_init_scale,
+                  name='backbone')
   raise ValueError(f'unknown SLPT backbone {name!r}; known: '
                    f'{", ".join(BACKBONES)}')
 
@@ -128,6 +134,8 @@ class SLPT(nn.Module):
   patch: int = 7
   half_sizes: tuple[float, ...] = (0.125, 0.0625, 0.03125)
   dtype: jnp.dtype = jnp.float32
+  pos_init: str = 'random'  # ViT backbones from scratch: 'sincos' helps
+  pos_init_scale: float = 1.0
 
   convention = 'slpt'  # patch_gather convention
   patch_bias = False  # bias of the patch convolution
@@ -177,8 +185,9 @@ class SLPT(nn.Module):
       queries = jnp.broadcast_to(queries, (b,) + queries.shape)
       structure = structure[None]
     n = centres.shape[1]
-    feature_maps = make_backbone(self.backbone, self.width, self.dtype)(
-        images, train)
+    feature_maps = make_backbone(self.backbone, self.width, self.dtype,
+                                 self.pos_init, self.pos_init_scale)(
+                                     images, train)
     embed = PatchEmbed(self.width, self.patch_bias, self.dtype,
                        name='patch_embed')
     decoder = PromptDecoder(self.num_layers, self.num_heads, self.mlp_dim,

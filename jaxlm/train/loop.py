@@ -263,7 +263,7 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())
   step_fn = jax.jit(make_train_step(model, tx, schedule, ema_decay,
-                                    eyes=eye_corners(specs)),
+                                    eyes=eye_corners(specs), mesh=mesh),
                     in_shardings=(state_sh, batch_sh),
                     out_shardings=(state_sh, sharding.replicated(mesh)),
                     donate_argnums=0)

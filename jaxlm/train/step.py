@@ -16,6 +16,7 @@ import optax
 from jaxlm import losses
 from jaxlm.models.dslpt import DSLPT, uncertainty
 from jaxlm.models.slpt import SLPT
+from jaxlm.train.batch_metrics import make_batch_nme
 from jaxlm.train.state import TrainState
 
 
@@ -55,12 +56,18 @@ def make_loss(model, eyes: tuple[int, int] | None = None):
 
 
 def make_train_step(model, tx, schedule, ema_decay: float = 0.0,
-                    eyes: tuple[int, int] | None = None):
+                    eyes: tuple[int, int] | None = None, mesh=None):
   """(state, batch) -> (state, metrics): one optimizer step on the model's
   loss; BatchNorm statistics updated when the state has them; dropout keys
   derived from the state's rng and step (the same on resume); and
-  ema <- decay * ema + (1 - decay) * params when the state has an EMA."""
+  ema <- decay * ema + (1 - decay) * params when the state has an EMA.
+  With a `mesh`, metrics include `train_nme` of the batch's last
+  prediction, reduced across devices (`batch_metrics.py`, shard_map)."""
   loss_of = make_loss(model, eyes)
+  batch_nme = None
+  if mesh is not None:
+    batch_nme = make_batch_nme(
+        mesh, eyes if isinstance(model, SLPT) else None)
 
   def train_step(state: TrainState, batch):
     dropout = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
@@ -77,6 +84,10 @@ def make_train_step(model, tx, schedule, ema_decay: float = 0.0,
                         mutable=['batch_stats'] if has_bn else False)
       out, updates = out if has_bn else (out, {})
       loss, aux = loss_of(out, batch)
+      if batch_nme is not None:
+        aux = dict(aux, train_nme=batch_nme(
+            jax.lax.stop_gradient(final_landmarks(out)), batch['target'],
+            batch['weight']))
       return loss, (aux, updates.get('batch_stats'))
 
     (loss, (aux, batch_stats)), grads = jax.value_and_grad(
