@@ -99,8 +99,10 @@ class PatchEmbed(nn.Module):
   @nn.compact
   def __call__(self, patches):  # (B, N, K, K, C)
     k, c = patches.shape[-2], patches.shape[-1]
-    kernel = self.param('kernel', nn.initializers.xavier_uniform(
-        in_axis=(0, 1, 2), out_axis=3), (k, k, c, self.features))
+    # torch's xavier_uniform_ of a conv weight: both fans include K x K
+    bound = (6.0 / (k * k * (c + self.features)))**0.5
+    kernel = self.param('kernel', lambda key, shape: jax.random.uniform(
+        key, shape, jnp.float32, -bound, bound), (k, k, c, self.features))
     flat = patches.reshape(patches.shape[:2] + (k * k * c,)).astype(
         self.dtype)
     out = flat @ kernel.reshape(k * k * c, self.features).astype(self.dtype)
