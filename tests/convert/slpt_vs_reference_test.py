@@ -320,11 +320,11 @@ def test_official_checkpoint_reproduces_the_reference(kind, tmp_path):
   for s, (marks, var) in enumerate(want):
     np.testing.assert_allclose(np.asarray(got['landmarks'][s]),
                                marks.numpy().transpose(1, 0, 2, 3),
-                               atol=2e-4, err_msg=f'stage {s + 1}')
+                               atol=1e-5, err_msg=f"stage {s + 1}")
     if var is not None:
       np.testing.assert_allclose(np.asarray(got['variance'][s]),
                                  var.numpy().transpose(1, 0, 2, 3),
-                                 atol=2e-4, err_msg=f'stage {s + 1}')
+                                 atol=1e-5, err_msg=f"stage {s + 1}")
 
 
 def test_wrong_files_are_named(tmp_path, capsys):
