@@ -23,9 +23,14 @@ def tiny_config(steps=4, image_size=64):
   c.model.decoder_layers = 2
   c.model.decoder_mlp = 64
   c.model.head_hidden = 32
+  c.data.num_anchors = 8
+  return _small_run(c, steps, image_size)
+
+
+def _small_run(c, steps, image_size):
+  """Few faces, small batches, a checkpoint every 2 steps."""
   c.data.image_size = image_size
   c.data.mean_shape_samples = 16
-  c.data.num_anchors = 8
   c.data.threads = 1
   for e in c.data.eval.values():
     e.size = 6
@@ -54,19 +59,7 @@ def tiny_slpt_config(name='slpt', steps=4, image_size=64):
   c.model.num_layers = 2
   c.model.mlp_dim = 64
   c.model.patch = 3
-  c.data.image_size = image_size
-  c.data.mean_shape_samples = 16
-  c.data.threads = 1
-  for e in c.data.eval.values():
-    e.size = 6
-  c.train.batch_size = 4
-  c.train.steps = steps
-  c.train.log_every = 1
-  c.train.checkpoint_every = 2
-  c.optim.warmup_steps = 0
-  c.eval.batch_size = 4
-  c.eval.overlays = 2
-  return c
+  return _small_run(c, steps, image_size)
 
 
 @pytest.fixture

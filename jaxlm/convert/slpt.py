@@ -33,7 +33,7 @@ import numpy as np
 from jaxlm import layouts
 from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
 from jaxlm.convert import mapping_lines, unflatten
-from jaxlm.convert.tufa import DEFAULT_LAYOUT, _mha
+from jaxlm.convert.tufa import DEFAULT_LAYOUT, decoder_rules
 
 
 def strip_prefix(tensors: dict) -> dict:
@@ -120,20 +120,8 @@ def slpt_rules(tensors: dict, kind: str):
   prefix = 'Transformer.Transformer_block.layers.'
   depth = 1 + max(int(k[len(prefix):].split('.')[0]) for k in tensors
                   if k.startswith(prefix))
-  for i in range(depth):
-    s, d = f'{prefix}{i}.', f'params/transformer/layers_{i}'
-    _mha(r, s + 'self_attn', d + '/self_attn', width)
-    _mha(r, s + 'multihead_attn', d + '/cross_attn', width)
-    for n in ('linear1', 'linear2'):
-      r.add(f'{d}/{n}/kernel', f'{s}{n}.weight', linear)
-      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
-    for n in ('norm1', 'norm2', 'norm3'):
-      r.add(f'{d}/{n}/scale', f'{s}{n}.weight')
-      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
-  r.add('params/transformer/norm/scale', 'Transformer.Transformer_block.'
-        'norm.weight')
-  r.add('params/transformer/norm/bias', 'Transformer.Transformer_block.'
-        'norm.bias')
+  decoder_rules(r, 'Transformer.Transformer_block.', 'params/transformer/',
+                depth, width)
   if kind == 'slpt':
     r.add('params/head/kernel', 'out_layer.weight', linear)
     r.add('params/head/bias', 'out_layer.bias')

@@ -67,6 +67,25 @@ def _mha(r: Rules, src: str, dst: str, width: int):
   r.add(f'{dst}/out/bias', f'{src}.out_proj.bias')
 
 
+def decoder_rules(r: Rules, src: str, dst: str, depth: int, width: int):
+  """A DETR-style pre-norm decoder built on nn.MultiheadAttention
+  (`{src}layers.{i}.self_attn|multihead_attn|linear1|2|norm1|2|3`, final
+  `{src}norm`) -> jaxlm's PromptDecoder at `dst`. TUFA's prompt decoder and
+  SLPT's inherent relation layers share it."""
+  for i in range(depth):
+    s, d = f'{src}layers.{i}.', f'{dst}layers_{i}'
+    _mha(r, s + 'self_attn', d + '/self_attn', width)
+    _mha(r, s + 'multihead_attn', d + '/cross_attn', width)
+    for n in ('linear1', 'linear2'):
+      r.add(f'{d}/{n}/kernel', f'{s}{n}.weight', linear)
+      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
+    for n in ('norm1', 'norm2', 'norm3'):
+      r.add(f'{d}/{n}/scale', f'{s}{n}.weight')
+      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
+  r.add(f'{dst}norm/scale', f'{src}norm.weight')
+  r.add(f'{dst}norm/bias', f'{src}norm.bias')
+
+
 def tufa_rules(tensors: dict, where: str):
   """(Rules, variant, decoder depth, width) of an official checkpoint."""
   enc = {k[len('Encoder.'):]: v for k, v in tensors.items()
@@ -82,18 +101,7 @@ def tufa_rules(tensors: dict, where: str):
                   if k.startswith('Decoder.Decoder.layers.'))
   width = int(enc['cls_token'].shape[-1])
   r = vit_rules('original', variant, src='Encoder.', dst='encoder/')
-  for i in range(depth):
-    s, d = f'Decoder.Decoder.layers.{i}.', f'decoder/layers_{i}'
-    _mha(r, s + 'self_attn', d + '/self_attn', width)
-    _mha(r, s + 'multihead_attn', d + '/cross_attn', width)
-    for n in ('linear1', 'linear2'):
-      r.add(f'{d}/{n}/kernel', f'{s}{n}.weight', linear)
-      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
-    for n in ('norm1', 'norm2', 'norm3'):
-      r.add(f'{d}/{n}/scale', f'{s}{n}.weight')
-      r.add(f'{d}/{n}/bias', f'{s}{n}.bias')
-  r.add('decoder/norm/scale', 'Decoder.Decoder.norm.weight')
-  r.add('decoder/norm/bias', 'Decoder.Decoder.norm.bias')
+  decoder_rules(r, 'Decoder.Decoder.', 'decoder/', depth, width)
   r.add('head/fc1/kernel', 'Linear.0.weight', linear)
   r.add('head/fc1/bias', 'Linear.0.bias')
   r.add('head/fc2/kernel', 'Linear.2.weight', linear)

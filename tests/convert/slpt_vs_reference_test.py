@@ -8,7 +8,8 @@ under the official key names (`backbone.stage3.0.fuse_layers.2.0.1.0.weight`,
 boxes clipped to the image, align_corners=True; DSLPT: fixed-size boxes
 shifted inside, align_corners=False; border padding); the patch convolution
 `nn.Conv2d(d, d, K)` over (C, y, x) patches; `nn.MultiheadAttention` driven
-as the official pre-norm inherent relation layers; the heads and the
+as the official pre-norm inherent relation layers (the TUFA test's
+`RefLayer`); the heads and the
 coarse-to-fine loop (DSLPT: h' = h * clip(12 max v, 0.5, 0.7)). Its state
 dict is saved under the official keys (with DataParallel's `module.` prefix
 for DSLPT), converted with `jaxlm convert slpt|dslpt` and run through the
@@ -19,6 +20,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip('torch')
+
+from tufa_vs_reference_test import RefLayer  # noqa: E402
 
 from jaxlm import cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
@@ -165,30 +168,12 @@ class RefHRNet(nn.Module):
     return self.head(torch.cat([ys[0]] + up, 1))
 
 
-class RefLayer(nn.Module):
-
-  def __init__(self):
-    super().__init__()
-    self.self_attn = nn.MultiheadAttention(D, HEADS)
-    self.multihead_attn = nn.MultiheadAttention(D, HEADS)
-    self.linear1, self.linear2 = nn.Linear(D, FF), nn.Linear(FF, D)
-    self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(D), nn.LayerNorm(D),
-                                          nn.LayerNorm(D))
-
-  def forward(self, tgt, memory, pos, query_pos):  # (S, B, D) layouts
-    y = self.norm1(tgt)
-    tgt = tgt + self.self_attn(y + query_pos, y + query_pos, y)[0]
-    y = self.norm2(tgt)
-    tgt = tgt + self.multihead_attn(y + query_pos, memory + pos, memory)[0]
-    y = self.norm3(tgt)
-    return tgt + self.linear2(F.relu(self.linear1(y)))
-
-
 class RefBlock(nn.Module):
 
   def __init__(self):
     super().__init__()
-    self.layers = nn.ModuleList([RefLayer() for _ in range(LAYERS)])
+    self.layers = nn.ModuleList([RefLayer(D, HEADS, FF)
+                                 for _ in range(LAYERS)])
     self.norm = nn.LayerNorm(D)
 
 

@@ -33,14 +33,16 @@ D, H, FF, LAYERS = 384, 6, 1536, 2
 
 
 class RefLayer(nn.Module):
+  """The official pre-norm decoder layer (TUFA; SLPT's inherent relation
+  layer) on torch.nn.MultiheadAttention."""
 
-  def __init__(self):
+  def __init__(self, d=D, heads=H, ff=FF):
     super().__init__()
-    self.self_attn = nn.MultiheadAttention(D, H)
-    self.multihead_attn = nn.MultiheadAttention(D, H)
-    self.linear1, self.linear2 = nn.Linear(D, FF), nn.Linear(FF, D)
-    self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(D), nn.LayerNorm(D),
-                                          nn.LayerNorm(D))
+    self.self_attn = nn.MultiheadAttention(d, heads)
+    self.multihead_attn = nn.MultiheadAttention(d, heads)
+    self.linear1, self.linear2 = nn.Linear(d, ff), nn.Linear(ff, d)
+    self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d), nn.LayerNorm(d),
+                                          nn.LayerNorm(d))
 
   def forward(self, tgt, memory, pos, query_pos):  # (S, B, D) layouts
     y = self.norm1(tgt)
