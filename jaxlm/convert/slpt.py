@@ -132,7 +132,7 @@ def slpt_rules(tensors: dict, kind: str):
       r.add(f'params/head/{dst}/bias', f'{src}.bias')
   settings = dict(
       width=width, num_layers=depth, patch=int(w.shape[-1]),
-      num_heads=None,  # not stored: from the config (8 officially)
+      # the head count is not stored: it comes from the config (8)
       mlp_dim=int(tensors[f'{prefix}0.linear1.weight'].shape[0]),
       num_points=int(tensors['Transformer.landmark_query'].shape[1]))
   return r, settings
@@ -178,14 +178,12 @@ def convert_slpt(tensors: dict, initial: np.ndarray, config, where: str,
   if len(initial) != n:
     raise ConversionError(f'{where}: {n} landmark queries but the initial '
                           f'shape file has {len(initial)} points')
-  settings.pop('num_heads')
   c.model.variant = backbone
   for k, v in settings.items():
     c.model[k] = v
-  (name, entry), = c.data.train.items() if len(c.data.train) == 1 else \
-      ((None, None),)
-  if name is None:
+  if len(c.data.train) != 1:
     raise ConversionError('the config must have one training dataset')
+  (name, entry), = c.data.train.items()
   entry = entry.to_dict()
   layout = layout or (entry['layout'] if layouts.get(
       entry['layout']).num_points == n else DEFAULT_LAYOUT.get(n, ''))

@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -49,9 +50,8 @@ def test_batchnorm_stats_are_trained_checkpointed_and_resumed(tmp_path,
   mean = a['batch_stats']['backbone']['bn1']['mean']
   assert np.abs(mean).max() > 0  # moved from its zero init
   for tree in ('params', 'batch_stats'):
-    for x, y in zip(*(map(np.ravel, __import__('jax').tree_util.tree_leaves(
-        t[tree])) for t in (a, b))):
-      np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(
+        x, y, rtol=1e-5, atol=1e-6), a[tree], b[tree])
 
 
 def test_anchor_masking_is_refused(tiny_slpt, tmp_path):
@@ -63,14 +63,12 @@ def test_anchor_masking_is_refused(tiny_slpt, tmp_path):
 
 @pytest.mark.integration
 def test_dslpt_train_eval_predict_cli(tmp_path, tiny_slpt, capsys):
-  import ml_collections
   from jaxlm.config import to_json
   c = tiny_slpt('dslpt', steps=3)
   cfg = tmp_path / 'cfg.py'
   cfg.write_text('import ml_collections, json\n'
                  f'def get_config():\n  return ml_collections.ConfigDict('
                  f'json.loads({to_json(c)!r}))\n')
-  del ml_collections
   work = tmp_path / 'run'
   assert cli.main(['train', '--config', str(cfg), '--workdir', str(work),
                    '--eval', '--no-progress']) == 0
