@@ -25,6 +25,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlm import losses
+from jaxlm.models import slpt
+from jaxlm.models.family import Family
 from jaxlm.models.slpt import SLPT
 
 VARIANCE_SCALE = 12.0
@@ -77,3 +80,21 @@ class DSLPT(SLPT):
   def next_half(self, stage, half, outputs):
     del stage
     return next_half_size(half, outputs['variance'][-1])
+
+
+def _loss(model, train_layouts):
+  """Gaussian negative log-likelihood in patch units (thesis §5.3)."""
+  del model, train_layouts
+
+  def dslpt_loss(out, batch):
+    loss, stages = losses.gaussian_nll(
+        out['offset'], out['variance'], out['box_min'], out['box_size'],
+        batch['target'], batch['weight'])
+    return loss, {f'nll_stage{i + 1}': v for i, v in enumerate(stages)}
+  return dslpt_loss
+
+
+FAMILY = Family(name='dslpt', defaults=lambda: slpt.defaults('hrnet'),
+                build=slpt.builder(DSLPT), loss=_loss,
+                landmarks=slpt.last_landmarks, uncertainty=uncertainty,
+                encoder=slpt.vit_backbone)

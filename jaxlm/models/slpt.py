@@ -32,7 +32,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlm import losses
+from jaxlm.errors import JaxlmError
 from jaxlm.models import patch_gather
+from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.hrnet import HRNet
 from jaxlm.models.prompt_decoder import PromptDecoder
 from jaxlm.models.resnet import ResNet
@@ -219,3 +222,64 @@ class SLPT(nn.Module):
     """(N, 2) initial shape (the training mean face); one layout only."""
     del name
     return self.get_variable('constants', 'mean_shape')
+
+
+def defaults(backbone: str = 'hrnet_lite'):
+  """Model settings of SLPT (thesis ch. 4) and DSLPT (ch. 5)."""
+  return dict(
+      variant=backbone,  # hrnet_lite | hrnet | resnet34 | resnet50 | vit:<v>
+      width=256, num_heads=8, num_layers=6, mlp_dim=1024, dropout=0.1,
+      patch=7,  # K: samples per patch side
+      # Per-stage half-sizes (crop units); DSLPT uses the first only and
+      # sizes later patches from the predicted variances.
+      half_sizes=(0.125, 0.0625, 0.03125),
+      # position embedding of a ViT backbone trained from scratch
+      pos_init='random', pos_init_scale=1.0,
+      dtype='float32')
+
+
+def builder(cls):
+  """(model config, datasets) -> `cls` (SLPT or DSLPT): one landmark layout
+  from one training dataset; `model.variant` names the backbone."""
+  def build(c, datasets):
+    if len(datasets) != 1:
+      raise JaxlmError(f'config key data.train: {c.name} learns one landmark '
+                       f'layout from one training dataset, got '
+                       f'{", ".join(n for n, _ in datasets)}')
+    if not c.half_sizes:
+      raise JaxlmError('config key model.half_sizes: at least one stage')
+    return cls(num_points=int(datasets[0][1]), backbone=c.variant,
+               width=c.width, num_heads=c.num_heads, num_layers=c.num_layers,
+               mlp_dim=c.mlp_dim, dropout=c.dropout, patch=c.patch,
+               half_sizes=tuple(float(h) for h in c.half_sizes),
+               dtype=compute_dtype(c), pos_init=c.pos_init,
+               pos_init_scale=c.pos_init_scale)
+  return build
+
+
+def vit_backbone(c):
+  """(params path, ViT variant) of a `vit:<variant>` backbone, else None."""
+  if c.variant.startswith('vit:'):
+    return ('backbone', 'vit'), c.variant[len('vit:'):]
+  return None
+
+
+def last_landmarks(outputs):
+  """(B, N, 2): the last stage's last layer."""
+  return outputs['landmarks'][-1, -1]
+
+
+def _loss(model, train_layouts):
+  """Inter-ocular-normalised L2 over stages and layers (thesis §4.3)."""
+  del model
+  eyes = tuple(train_layouts[0].outer_eye_corners)
+
+  def slpt_loss(out, batch):
+    loss, stages = losses.normalized_l2(out['landmarks'], batch['target'],
+                                        batch['weight'], eyes)
+    return loss, {f'nme_stage{i + 1}': v for i, v in enumerate(stages)}
+  return slpt_loss
+
+
+FAMILY = Family(name='slpt', defaults=defaults, build=builder(SLPT),
+                loss=_loss, landmarks=last_landmarks, encoder=vit_backbone)

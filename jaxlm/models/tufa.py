@@ -18,7 +18,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxlm import losses
 from jaxlm.models.attention import dense_init
+from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.prompt_decoder import PromptDecoder
 from jaxlm.models.semantic_alignment import SemanticAlignment
 from jaxlm.models.structure_prompt import encode_prompts
@@ -104,3 +106,37 @@ class TUFA(nn.Module):
   def dataset_prompts(self, name: str):
     """(N, 2) aligned mean shape of training dataset `name`."""
     return self.alignment.dataset_anchors(name)
+
+
+def _defaults():
+  return dict(variant='S/16', decoder_layers=6, decoder_heads=6,
+              decoder_mlp=1536, head_hidden=256, pos_resize='dino',
+              pos_init='random', prompt_temperature=10000.0,
+              pos_init_scale=1.0, dtype='float32')
+
+
+def _build(c, datasets):
+  return TUFA(variant=c.variant, datasets=datasets,
+              decoder_layers=c.decoder_layers, decoder_heads=c.decoder_heads,
+              decoder_mlp=c.decoder_mlp, head_hidden=c.head_hidden,
+              pos_resize=c.pos_resize, pos_init=c.pos_init,
+              prompt_temperature=c.prompt_temperature,
+              pos_init_scale=c.pos_init_scale, dtype=compute_dtype(c))
+
+
+def _loss(model, train_layouts):
+  """L1 over every decoder layer (Eq. 6.12); reports the last layer's."""
+  del model, train_layouts
+
+  def tufa_loss(pred, batch):
+    loss = losses.weighted_l1(pred, batch['target'], batch['weight'])
+    last = losses.weighted_l1(pred[-1:], batch['target'], batch['weight'])
+    return loss, {'l1_last_layer': last}
+  return tufa_loss
+
+
+FAMILY = Family(
+    name='tufa', defaults=_defaults, build=_build, loss=_loss,
+    landmarks=lambda outputs: outputs[-1],  # the last decoder layer
+    anchor_masking=True, mean_shape_path=('alignment', 'mean_shape'),
+    encoder=lambda c: (('encoder',), c.variant))

@@ -1,0 +1,279 @@
+"""Run folders and weight folders: the one place jaxlm reads and writes them.
+
+A *run folder* is what `jaxlm train` writes and `jaxlm convert tufa|slpt|
+dslpt` writes too, and what `jaxlm eval/predict --workdir/--checkpoint` read:
+
+  <run>/config.json      the resolved config (JSON)
+  <run>/datasets.json    [[name, num_points], ...] of the training datasets,
+                         in table order
+  <run>/checkpoints/<step>/state   orbax: a training state (step, params,
+                         opt_state, constants, rng, ema, batch_stats) or, for
+                         converted weights, the variables alone (params,
+                         constants[, batch_stats]) at step 0
+  <run>/checkpoints/<step>/data    orbax JSON: the data iterator's state
+  <run>/convert.json     (converted runs) where the weights came from
+
+written by one `Checkpointer` (an orbax CheckpointManager: each step goes
+to a temporary folder renamed when complete, so a crash mid-save never
+leaves a half-written step as the latest) and read for inference by
+`load_run`. A *weights folder* (`jaxlm convert dino|dinov2|dinov3`, read by
+`init.encoder`) is `<dir>/params` (orbax) + `<dir>/convert.json`.
+
+Both are created through `atomic_dir`, and `check_tree` is the one check of
+a loaded tree against the shapes a model expects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jaxlm.config import from_json
+from jaxlm.errors import JaxlmError
+
+CONFIG_FILE = 'config.json'
+DATASETS_FILE = 'datasets.json'
+META_FILE = 'convert.json'
+PARAMS_DIR = 'params'
+
+
+# --- trees -------------------------------------------------------------------
+
+
+def flatten(tree) -> dict[str, object]:
+  """{'a/b/kernel': leaf} of a nested dict / pytree."""
+  return {'/'.join(str(getattr(k, 'key', k)) for k in path): v
+          for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def unflatten(flat: dict) -> dict:
+  """The nested dict of {'a/b/kernel': leaf}."""
+  tree: dict = {}
+  for path, v in flat.items():
+    node = tree
+    *parents, leaf = path.split('/')
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = v
+  return tree
+
+
+def check_tree(expected, got, what='checkpoint'):
+  """Raises JaxlmError naming every entry of `got` missing, unexpected or
+  shaped differently from `expected` (arrays or ShapeDtypeStructs)."""
+  want = {k: tuple(np.shape(v)) for k, v in flatten(expected).items()}
+  have = {k: tuple(np.shape(v)) for k, v in flatten(got).items()}
+  missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+  shapes = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+  if not (missing or extra or shapes):
+    return
+  parts = []
+  if missing:
+    parts.append(f'missing {", ".join(missing[:6])}'
+                 + (' ...' if len(missing) > 6 else ''))
+  if extra:
+    parts.append(f'unexpected {", ".join(extra[:6])}'
+                 + (' ...' if len(extra) > 6 else ''))
+  parts += [f'{k}: {what} has {have[k]}, model expects {want[k]}'
+            for k in shapes[:6]]
+  raise JaxlmError(f'{what} does not match the model: ' + '; '.join(parts))
+
+
+# --- folders -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_dir(dst):
+  """Yields a temporary sibling folder that becomes `dst` on success.
+
+  Refuses a non-empty `dst`; on any error the temporary folder is removed
+  and `dst` is left as it was.
+  """
+  dst = Path(dst).absolute()
+  if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+    raise JaxlmError(f'{dst} exists and is not an empty folder')
+  dst.parent.mkdir(parents=True, exist_ok=True)
+  tmp = Path(tempfile.mkdtemp(prefix=f'.{dst.name}.', dir=dst.parent))
+  try:
+    yield tmp
+    if dst.exists():
+      dst.rmdir()
+    tmp.rename(dst)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+def write_meta(folder, meta: dict):
+  (Path(folder) / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def load_meta(path) -> dict:
+  """convert.json of a converted folder, or JaxlmError."""
+  f = Path(path) / META_FILE
+  if not f.exists():
+    raise JaxlmError(f'{path}: not a converted checkpoint (no {META_FILE}; '
+                     f'make one with `jaxlm convert`)')
+  return json.loads(f.read_text())
+
+
+# --- weights folders -----------------------------------------------------------
+
+
+def save_weights(dst, tree: dict, meta: dict):
+  """Writes `dst/params` (orbax) + `dst/convert.json` atomically."""
+  with atomic_dir(dst) as tmp:
+    ckptr = ocp.StandardCheckpointer()
+    ckptr.save(tmp / PARAMS_DIR, tree)
+    ckptr.wait_until_finished()
+    write_meta(tmp, meta)
+
+
+def load_weights(path) -> tuple[dict, dict]:
+  """(params tree of numpy arrays, meta) of a weights folder."""
+  path = Path(path).expanduser().absolute()
+  meta = load_meta(path)
+  tree = ocp.StandardCheckpointer().restore(path / PARAMS_DIR)
+  return jax.tree_util.tree_map(np.asarray, tree), meta
+
+
+# --- run folders -------------------------------------------------------------
+
+
+def write_run_metadata(run, config_json: str, datasets):
+  run = Path(run)
+  run.mkdir(parents=True, exist_ok=True)
+  (run / CONFIG_FILE).write_text(config_json)
+  (run / DATASETS_FILE).write_text(json.dumps(
+      [[name, int(n)] for name, n in datasets]))
+
+
+class Checkpointer:
+  """Saves and restores a state tree + data-iterator state in a run folder."""
+
+  def __init__(self, run, max_to_keep: int = 3):
+    self.directory = Path(run).absolute() / 'checkpoints'
+    self.manager = ocp.CheckpointManager(
+        self.directory, item_names=('state', 'data'),
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True))
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    """Finished steps, newest first (orbax ignores unfinished tmp dirs)."""
+    return sorted(self.manager.all_steps(), reverse=True)
+
+  def set_aside(self, step: int) -> Path:
+    """Renames an unrestorable step's folder to `<step>.unreadable-<n>` (kept
+    for inspection, invisible to orbax) so the run can write that step
+    again."""
+    src = self.directory / str(step)
+    n = 0
+    while (dst := self.directory / f'{step}.unreadable-{n}').exists():
+      n += 1
+    if jax.process_index() == 0:
+      src.rename(dst)
+    self.manager.reload()
+    return dst
+
+  def save(self, step: int, tree, data_state: dict | None = None):
+    """Saves `tree` (a pytree: a TrainState or a variables dict)."""
+    import flax  # pylint: disable=g-import-not-at-top
+    tree = flax.serialization.to_state_dict(tree)
+    self.manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(tree),
+        data=ocp.args.JsonSave(data_state or {})), force=True)
+
+  def restore(self, abstract_state, step: int | None = None):
+    """(state, data_state) of `step` (default latest), shaped like target."""
+    import flax  # pylint: disable=g-import-not-at-top
+    step = self.latest_step() if step is None else step
+    target = flax.serialization.to_state_dict(abstract_state)
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target),
+          data=ocp.args.JsonRestore()))
+    except (ValueError, KeyError, TypeError) as e:
+      raise JaxlmError(f'checkpoint {self.directory / str(step)} cannot be '
+                       f'restored into this config\'s model: {e}') from None
+    state = flax.serialization.from_state_dict(abstract_state,
+                                               restored['state'])
+    return state, dict(restored['data'] or {})
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.close()
+
+
+def write_run(dst, variables: dict, datasets, config_json: str, meta: dict):
+  """A run folder of converted weights at step 0, written atomically."""
+  with atomic_dir(dst) as tmp:
+    ckpt = Checkpointer(tmp, max_to_keep=1)
+    ckpt.save(0, variables)
+    ckpt.wait()
+    ckpt.close()
+    write_run_metadata(tmp, config_json, datasets)
+    write_meta(tmp, meta)
+
+
+@dataclasses.dataclass
+class Run:
+  """A loaded run folder: what inference needs."""
+  config: ml_collections.ConfigDict
+  datasets: list[tuple[str, int]]
+  variables: dict  # params (the EMA where the run kept one), constants[,
+  #                  batch_stats], numpy arrays
+  step: int
+  path: Path
+
+
+def find_run(path) -> tuple[Path, Path | None]:
+  """(run folder, step folder or None) of a run folder or one of its steps."""
+  path = Path(path).expanduser().absolute()
+  if not path.exists():
+    raise JaxlmError(f'checkpoint not found: {path}')
+  if (path / CONFIG_FILE).exists():
+    return path, None
+  if (path.parent.parent / CONFIG_FILE).exists() and path.name.isdigit():
+    return path.parent.parent, path
+  raise JaxlmError(f'no jaxlm checkpoint at {path} (expected a run folder '
+                   f'with {CONFIG_FILE}, or <run>/checkpoints/<step>)')
+
+
+def load_run(path) -> Run:
+  """The config, datasets and variables of a run folder (the newest step)
+  or of one step folder. Raises JaxlmError when there is no checkpoint."""
+  run, step_dir = find_run(path)
+  config = from_json((run / CONFIG_FILE).read_text())
+  datasets = [tuple(x) for x in json.loads((run / DATASETS_FILE).read_text())]
+  if step_dir is None:
+    ckpts = run / 'checkpoints'
+    steps = sorted(int(p.name) for p in ckpts.glob('*')
+                   if p.name.isdigit()) if ckpts.exists() else []
+    if not steps:
+      raise JaxlmError(f'no finished checkpoint in {ckpts}')
+    step_dir = ckpts / str(steps[-1])
+  state_dir = step_dir / 'state'
+  if not state_dir.exists():
+    raise JaxlmError(f'checkpoint {step_dir} has no state (incomplete?)')
+  tree = ocp.StandardCheckpointer().restore(state_dir)
+  # A run trained with an EMA is evaluated with the averaged weights.
+  params = tree['ema'] if tree.get('ema') is not None else tree['params']
+  variables = {'params': params, 'constants': tree['constants']}
+  if tree.get('batch_stats') is not None:  # BatchNorm statistics
+    variables['batch_stats'] = tree['batch_stats']
+  variables = jax.tree_util.tree_map(np.asarray, variables)
+  return Run(config, datasets, variables, int(step_dir.name), run)
