@@ -1,16 +1,20 @@
-"""Defaults shared by the TUFA configs (imported by each config file)."""
+"""Defaults shared by the configs (`from jaxlm.configs.common import ...`).
+
+A config's `model` section starts from its family's defaults
+(`jaxlm.models.get(name).default_config()`): the model settings are defined
+once, in the family's module.
+"""
 
 import ml_collections
+
+from jaxlm import models
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
 
-  c.model = ml_collections.ConfigDict(dict(
-      name='tufa', variant='S/16', decoder_layers=6, decoder_heads=6,
-      decoder_mlp=1536, head_hidden=256, pos_resize='dino', pos_init='random',
-      prompt_temperature=10000.0, pos_init_scale=1.0, dtype='float32'))
+  c.model = models.get('tufa').default_config()
 
   c.data = ml_collections.ConfigDict()
   c.data.image_size = 256
@@ -65,17 +69,8 @@ def slpt_config(name='slpt', backbone='hrnet_lite'):
   """Defaults of SLPT (thesis ch. 4) / DSLPT (ch. 5) configs: the shared
   base with their model, no anchor masking and their optimizers."""
   c = base_config()
-  c.model = ml_collections.ConfigDict(dict(
-      name=name,
-      variant=backbone,  # hrnet_lite | hrnet | resnet34 | resnet50 | vit:<v>
-      width=256, num_heads=8, num_layers=6, mlp_dim=1024, dropout=0.1,
-      patch=7,  # K: samples per patch side
-      # Per-stage half-sizes (image units); DSLPT uses the first only and
-      # sizes later patches from the predicted variances.
-      half_sizes=(0.125, 0.0625, 0.03125),
-      # position embedding of a ViT backbone trained from scratch
-      pos_init='random', pos_init_scale=1.0,
-      dtype='float32'))
+  c.model = models.get(name).default_config()
+  c.model.variant = backbone  # hrnet_lite | hrnet | resnet34 | resnet50 | vit:<v>
   c.data.num_anchors = 0  # every landmark, in layout order
   if name == 'slpt':  # Adam 1e-3, x0.1 at epochs 120 and 140 of 150
     c.optim = ml_collections.ConfigDict(dict(

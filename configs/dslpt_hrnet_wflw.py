@@ -15,11 +15,7 @@ Expected (thesis Table 5.1, HRNetW18C): inter-ocular NME about 4.01% on the
 WFLW test set.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import slpt_config, tfds  # noqa: E402
+from jaxlm.configs.common import slpt_config, tfds
 
 WFLW_TRAIN_FACES = 7500
 

@@ -17,11 +17,7 @@ get below the mean shape in 1000-3000 steps, a CNN does within a few
 hundred.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import slpt_config, synthetic  # noqa: E402
+from jaxlm.configs.common import slpt_config, synthetic
 
 
 def get_config(arg=None):

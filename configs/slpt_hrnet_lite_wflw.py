@@ -16,11 +16,7 @@ Expected (thesis Table 4.1, HRNetW18C-lite): inter-ocular NME 4.14% on the
 WFLW test set, FR@0.1 2.76%, AUC@0.1 0.595.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import slpt_config, tfds  # noqa: E402
+from jaxlm.configs.common import slpt_config, tfds
 
 WFLW_TRAIN_FACES = 7500
 

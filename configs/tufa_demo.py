@@ -16,11 +16,7 @@ decoder first learns the mean shape and only then to follow the image, so
 longer runs keep improving (13-14% after 2400 steps).
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import base_config, synthetic  # noqa: E402
+from jaxlm.configs.common import base_config, synthetic
 
 
 def get_config(arg=None):

@@ -19,14 +19,10 @@ a TUFA pretrained on COFW, 300W and MERL-RAV learns WFLW's 98 points from
 ViT-S/8); set `data.data_dir` and the pretrained run's model settings.
 """
 
-import sys
-from pathlib import Path
+import ml_collections
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import synthetic, tfds  # noqa: E402
-import tufa_demo  # noqa: E402
-
-import ml_collections  # noqa: E402
+from jaxlm.configs import tufa_demo
+from jaxlm.configs.common import synthetic, tfds
 
 
 def get_config(arg=None):

@@ -21,13 +21,9 @@ Set `init.encoder` to a converted DINO checkpoint (`jaxlm convert dino
 starts from random weights (a warning says so).
 """
 
-import sys
-from pathlib import Path
+import ml_collections
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import base_config, tfds  # noqa: E402
-
-import ml_collections  # noqa: E402
+from jaxlm.configs.common import base_config, tfds
 
 # Training-set sizes, for epoch-based schedules.
 _TRAIN_FACES = dict(wflw=7500, w300=3148, merlrav=15449, cofw=1345)

@@ -8,11 +8,7 @@ Expected (thesis Table 6.12, TUFA4): inter-ocular NME 3.93% WFLW, 2.95% 300W
 full, 3.07% COFW; NME_box 1.54% MERL-RAV.
 """
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-import tufa_vits16_multi  # noqa: E402
+from jaxlm.configs import tufa_vits16_multi
 
 
 def get_config(arg=None):

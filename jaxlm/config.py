@@ -20,9 +20,24 @@ import ml_collections
 from jaxlm.errors import JaxlmError
 
 
+def shipped_config(name: str) -> str | None:
+  """The path of config `name` ('tufa_demo.py', or 'configs/tufa_demo.py')
+  shipped as `jaxlm.configs`, or None."""
+  import importlib.resources  # pylint: disable=g-import-not-at-top
+  base = os.path.basename(name)
+  if os.path.dirname(name) not in ('', 'configs') or not base.endswith('.py'):
+    return None
+  path = importlib.resources.files('jaxlm.configs') / base
+  return str(path) if path.is_file() else None
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path.py` or `path.py:arg`."""
+  """Loads `path.py` or `path.py:arg`. A path that does not exist but names
+  a shipped config (`configs/tufa_demo.py`, `tufa_demo.py`) loads that one,
+  so the documented commands work outside the repository too."""
   path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    path = shipped_config(path) or path
   if not os.path.isfile(path):
     raise JaxlmError(f'config file not found: {path}')
   module_spec = importlib.util.spec_from_file_location('_jaxlm_config', path)
