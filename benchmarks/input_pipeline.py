@@ -60,9 +60,9 @@ def build_fake(root: str, faces: int, photo: int) -> str:
 
 
 def run(data, name, layout, size, batch, batches, workers, threads):
-  from jaxlm.data import pipeline
-  src = pipeline.TfdsFaces(name, name, 'train', layout, data, size)
-  spec = pipeline.DatasetSpec(name, layout, src)
+  from jaxlm.data import pipeline, sources
+  src = sources.TfdsFaces(name, name, 'train', layout, data, size)
+  spec = sources.DatasetSpec(name, layout, src)
   it = iter(pipeline.train_dataset(
       [spec], {name: 0}, num_anchors=24, image_size=size, batch_size=batch,
       seed=0, worker_count=workers, read_threads=threads))
@@ -107,13 +107,13 @@ def stage_costs(data, a):
   """Per-record costs of decode and augmentation, for where the time goes."""
   import cv2
   from jaxlm import layouts
-  from jaxlm.data import augment, pipeline
-  src = pipeline.TfdsFaces(a.name, a.name, 'train', a.layout, data, a.size)
+  from jaxlm.data import augment, sources
+  src = sources.TfdsFaces(a.name, a.name, 'train', a.layout, data, a.size)
   recs = [src[i] for i in range(min(64, len(src)))]
   rng = np.random.default_rng(0)
   perm = layouts.get(a.layout).flip_permutation
   t = time.perf_counter()
-  imgs = [pipeline.decode_jpeg(r['image']) for r in recs]
+  imgs = [sources.decode_jpeg(r['image']) for r in recs]
   t_dec = (time.perf_counter() - t) / len(recs)
   t = time.perf_counter()
   for r, im in zip(recs, imgs):

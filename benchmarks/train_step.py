@@ -30,9 +30,8 @@ import numpy as np
 
 from jaxlm.config import load_config
 from jaxlm.train import sharding
-from jaxlm.train.loop import eye_corners, setup
-from jaxlm.train.state import create_state
-from jaxlm.train.step import make_train_step
+from jaxlm.train.loop import setup
+from jaxlm.train.step import jit_step
 
 LAST = {}  # figures of the latest bench() call, for other scripts
 _PEAK_TFLOPS = {  # dense, per device
@@ -63,17 +62,19 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
   cfg.model.variant = variant
   cfg.model.dtype = dtype
   cfg.data.image_size = image_size
-  layout = 'syn98' if model_name == 'tufa' else LAYOUT_OF[prompts]
-  cfg.data.num_anchors = prompts if model_name == 'tufa' else 0
+  from jaxlm import models  # pylint: disable=g-import-not-at-top
+  masking = models.family_of(cfg.model).anchor_masking
+  # anchor-masking families prompt `prompts` of 98 points; the others
+  # predict every point of a `prompts`-point layout
+  layout = 'syn98' if masking else LAYOUT_OF[prompts]
+  cfg.data.num_anchors = prompts if masking else 0
   cfg.data.train = {'bench': dict(source='synthetic', layout=layout,
                                   size=1, seed=0)}
-  model, specs, datasets, tx, schedule = setup(cfg)
-  total = datasets[0][1] if model_name != 'tufa' else 98
+  exp = setup(cfg)
+  total = exp.datasets[0][1]
   table = np.random.default_rng(0).uniform(0.2, 0.8, (total, 2)).astype(
       np.float32)
-  sample = np.zeros((1, image_size, image_size, 3), np.uint8)
-  init = lambda: create_state(model, tx, sample, cfg.data.num_anchors, 0,
-                              table)
+  init = exp.init_state(table)
   mesh = sharding.make_mesh(dict(zip(sharding.AXES, mesh_shape))
                             if mesh_shape else None)
   state_sh = sharding.state_shardings(jax.eval_shape(init), mesh)
@@ -84,16 +85,12 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
       image=jnp.asarray(rng.integers(0, 255, (batch, image_size, image_size,
                                               3), np.uint8)),
       point_index=jnp.asarray(np.stack([
-          rng.permutation(98)[:prompts] if model_name == 'tufa'
+          rng.permutation(total)[:prompts] if masking
           else np.arange(prompts) for _ in range(batch)]).astype(np.int32)),
       target=jnp.asarray(rng.uniform(0, 1, (batch, prompts, 2)), jnp.float32),
       weight=jnp.ones((batch, prompts), jnp.float32))
   batch_data = jax.device_put(batch_data, batch_sh)
-  step = jax.jit(make_train_step(model, tx, schedule,
-                                 eyes=eye_corners(specs)),
-                 in_shardings=(state_sh, batch_sh),
-                 out_shardings=(state_sh, sharding.replicated(mesh)),
-                 donate_argnums=0)
+  step = jit_step(exp.train_step(), state_sh, batch_sh, mesh)
   compiled = step.lower(state, batch_data).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -26,11 +26,11 @@ a loaded tree against the shapes a model expects.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -44,14 +44,21 @@ CONFIG_FILE = 'config.json'
 DATASETS_FILE = 'datasets.json'
 META_FILE = 'convert.json'
 PARAMS_DIR = 'params'
+# Kinds of weights folders that hold a ViT encoder (`init.encoder`).
+ENCODER_KINDS = ('dino', 'dinov2', 'dinov3')
 
 
 # --- trees -------------------------------------------------------------------
 
 
+def key_path(keys) -> str:
+  """'a/b/kernel' of a jax key path (dict keys, dataclass fields, indices)."""
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in keys)
+
+
 def flatten(tree) -> dict[str, object]:
   """{'a/b/kernel': leaf} of a nested dict / pytree."""
-  return {'/'.join(str(getattr(k, 'key', k)) for k in path): v
+  return {key_path(path): v
           for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -229,15 +236,13 @@ def write_run(dst, variables: dict, datasets, config_json: str, meta: dict):
     write_meta(tmp, meta)
 
 
-@dataclasses.dataclass
-class Run:
+class Run(NamedTuple):
   """A loaded run folder: what inference needs."""
   config: ml_collections.ConfigDict
   datasets: list[tuple[str, int]]
   variables: dict  # params (the EMA where the run kept one), constants[,
   #                  batch_stats], numpy arrays
   step: int
-  path: Path
 
 
 def find_run(path) -> tuple[Path, Path | None]:
@@ -276,4 +281,4 @@ def load_run(path) -> Run:
   if tree.get('batch_stats') is not None:  # BatchNorm statistics
     variables['batch_stats'] = tree['batch_stats']
   variables = jax.tree_util.tree_map(np.asarray, variables)
-  return Run(config, datasets, variables, int(step_dir.name), run)
+  return Run(config, datasets, variables, int(step_dir.name))

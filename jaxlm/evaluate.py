@@ -22,11 +22,12 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from jaxlm import config as config_lib
+from jaxlm import inference
 from jaxlm import layouts as layouts_lib
 from jaxlm import metrics, plots
-from jaxlm.data import pipeline
+from jaxlm.data import pipeline, sources
 from jaxlm.errors import JaxlmError
-from jaxlm.train.step import make_dataset_prompts, make_predict
 
 log = logging.getLogger('jaxlm')
 
@@ -41,12 +42,12 @@ def _zero_shot_prompts(name, ecfg, image_size, num, data_dir):
   else:
     calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
     calib['size'] = num
-  src = pipeline.make_source(name, ml_collections.ConfigDict(calib),
+  src = sources.make_source(name, ml_collections.ConfigDict(calib),
                              image_size, data_dir)
   return pipeline.mean_shape(src, num, image_size)
 
 
-def prompts_for(name, ecfg, model, variables, datasets, image_size,
+def prompts_for(name, ecfg, model, family, variables, datasets, image_size,
                 mean_samples, data_dir=''):
   """(prompts (N, 2), baseline (N, 2), zero_shot) for one eval dataset."""
   train_names = [d for d, _ in datasets]
@@ -57,12 +58,10 @@ def prompts_for(name, ecfg, model, variables, datasets, image_size,
       raise JaxlmError(f'data.eval.{name}.prompts: training dataset {spec!r} '
                        f'has {n} points, layout {ecfg.layout!r} has '
                        f'{layouts_lib.get(ecfg.layout).num_points}')
-    prompts = np.asarray(make_dataset_prompts(model)(variables, spec))
+    prompts = np.asarray(inference.dataset_prompts(model, variables, spec))
     start = train_names.index(spec)
     offset = sum(k for _, k in datasets[:start])
-    constants = variables['constants']
-    table = (constants['alignment'] if 'alignment' in constants
-             else constants)['mean_shape']
+    table = family.mean_shapes(variables['constants'])
     baseline = np.asarray(table)[offset:offset + n]
     return prompts, baseline, False
   if spec == 'mean_shape':
@@ -73,21 +72,42 @@ def prompts_for(name, ecfg, model, variables, datasets, image_size,
                    f'"mean_shape"')
 
 
-def evaluate(config, model, variables, datasets, out_dir, progress=True):
-  """Evaluates every `data.eval` dataset; writes JSON, CED, overlays, report."""
+def evaluate_checkpoint(checkpoint, out_dir=None, config_path=None,
+                        overrides=None, progress=True):
+  """`jaxlm eval`: evaluates a run folder (or step folder) on its config's
+  eval datasets, or on those of `config_path`, with `--config.*`
+  `overrides` applied; writes to `out_dir` (default <checkpoint>/eval).
+  Returns (results, predictor)."""
+  pred = inference.Predictor(checkpoint)
+  cfg = pred.config
+  if config_path:  # evaluate the given config's eval datasets
+    new = config_lib.load_config(config_path)
+    cfg.data.eval, cfg.eval = new.data.eval, new.eval
+  config_lib.apply_overrides(cfg, overrides or {})
+  out_dir = Path(out_dir or Path(checkpoint) / 'eval')
+  results = evaluate(cfg, pred, out_dir, progress=progress)
+  return results, pred
+
+
+def evaluate(config, predictor, out_dir, progress=True):
+  """Evaluates every `data.eval` dataset of `config` with a loaded
+  `inference.Predictor`; writes JSON, CED, overlays, report."""
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   size = config.data.image_size
   ecfg_all = config.eval
-  predict = jax.jit(make_predict(model))
+  model, family = predictor.model, predictor.family
+  variables, datasets = predictor.variables, predictor.datasets
+  predict = jax.jit(inference.make_predict(model, family,
+                                           with_uncertainty=False))
   results, curves = {}, {}
   data_dir = config.data.get('data_dir', '')
   for name, ecfg in config.data.eval.items():
     layout = layouts_lib.get(ecfg.layout)
-    source = pipeline.eval_source(
-        pipeline.make_source(name, ecfg, size, data_dir))
+    source = sources.eval_source(
+        sources.make_source(name, ecfg, size, data_dir))
     prompts, baseline, zero_shot = prompts_for(
-        name, ecfg, model, variables, datasets, size,
+        name, ecfg, model, family, variables, datasets, size,
         config.data.mean_shape_samples, data_dir)
     np.save(out_dir / f'prompts_{name}.npy', prompts)
     kind = ecfg.get('normaliser', ecfg_all.normaliser)
@@ -96,7 +116,8 @@ def evaluate(config, model, variables, datasets, out_dir, progress=True):
     n_batches = -(-len(source) // ecfg_all.batch_size)
     for batch in tqdm.tqdm(batches, total=n_batches, desc=f'eval {name}',
                            disable=not progress, leave=False):
-      pred_crop = np.asarray(predict(variables, batch['image'], prompts)) * size
+      pred_crop = np.asarray(predict(variables, batch['image'], prompts)[0]
+                             ) * size
       base_crop = np.broadcast_to(baseline * size, pred_crop.shape)
       pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
       has_pos = np.isfinite(gt).all(-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import matplotlib
 
@@ -67,3 +69,27 @@ def tile(images, cols=4):
 def save_rgb(path, image_rgb):
   if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1])):
     raise OSError(f'could not write image {path}')
+
+
+def synthetic_preview(layout: str, out, num: int = 16, start: int = 0,
+                      seed: int = 0, size: int = 256,
+                      landmarks: bool = False):
+  """`jaxlm synth`: synthetic faces `start..start+num` of `layout` (with
+  their landmarks, invisible ones marked) as one .png grid or a folder of
+  .png files."""
+  from jaxlm.data.synthetic import SyntheticFaces  # pylint: disable=g-import-not-at-top
+  ds = SyntheticFaces(layout, start + num, seed=seed, image_size=size)
+  out = Path(out)
+  tiles = []
+  for i in range(start, start + num):
+    s = ds[i]
+    tiles.append(draw_landmarks(s['image'], s['landmarks'],
+                                visible=s['visible'])
+                 if landmarks else s['image'])
+  if out.suffix.lower() == '.png':
+    save_rgb(out, tile(tiles, cols=min(num, 4)) if num > 1 else tiles[0])
+  else:
+    out.mkdir(parents=True, exist_ok=True)
+    for i, t in enumerate(tiles):
+      save_rgb(out / f'{layout}_{start + i:05d}.png', t)
+  return out

@@ -1,123 +1,68 @@
-"""Image -> face box -> crop -> TUFA -> landmarks in image pixels -> overlay.
+"""`jaxlm predict`: one image -> landmarks in image pixels, overlay, JSON.
 
-Face box: given (`box`), or the largest face found by OpenCV's bundled Haar
-cascade. The crop is the official rule's square (1.2x the box's longer side)
-resized to the model input; `crop=False` treats the image itself as the
-model input (resized to the input size if needed). Prompts: a training
-dataset's aligned mean shape (`layout` names the dataset or its layout), or
-an (N, 2) array of anchors in [0, 1] crop units (zero-shot).
+The model side is `inference.Predictor`; this module reads the image,
+chooses the prompts and writes what the command promises.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 from pathlib import Path
 
-import cv2
-import jax
-import numpy as np
-
-from jaxlm import models
-from jaxlm.data import crop as crop_lib
+from jaxlm import plots
 from jaxlm.errors import JaxlmError
-from jaxlm.train.checkpoint import check_variables, load_for_inference
-from jaxlm.train.step import make_dataset_prompts
-from jaxlm.train.step import make_predict_with_uncertainty
+from jaxlm.inference import Predictor, load_image
+
+log = logging.getLogger('jaxlm')
 
 
-def load_image(path) -> np.ndarray:
-  """RGB uint8 image, or JaxlmError naming the file."""
-  path = Path(path)
-  if not path.is_file():
-    raise JaxlmError(f'image not found: {path}')
-  data = np.fromfile(path, np.uint8)
-  img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-  if img is None:
-    raise JaxlmError(f'cannot decode {path} as an image')
-  return img[..., ::-1].copy()
+def parse_box(text: str) -> list[float]:
+  """'x0,y0,x1,y1' -> four floats, or JaxlmError."""
+  try:
+    box = [float(v) for v in text.split(',')]
+  except ValueError:
+    box = []
+  if len(box) != 4:
+    raise JaxlmError(f'--box {text!r}: expected x0,y0,x1,y1')
+  return box
 
 
-def detect_face(image_rgb) -> tuple[float, float, float, float]:
-  """Largest frontal face (x0, y0, x1, y1) by OpenCV's Haar cascade."""
-  xml = os.path.join(cv2.data.haarcascades,
-                     'haarcascade_frontalface_default.xml')
-  cascade = cv2.CascadeClassifier(xml)
-  if cascade.empty():
-    raise JaxlmError(f'cannot load the OpenCV face cascade {xml}; pass --box')
-  grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
-  faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                   minSize=(24, 24))
-  if len(faces) == 0:
-    raise JaxlmError('no face found by the OpenCV cascade; pass --box '
-                     'x0,y0,x1,y1 or --crop none')
-  x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-  return float(x), float(y), float(x + w), float(y + h)
+def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
+                  layout: str | None = None, out: str | None = None,
+                  json_path: str | None = None) -> dict:
+  """Predicts the landmarks of one image with a run folder's model.
 
+  Args:
+    checkpoint: a run folder or one of its step folders.
+    box: 'x0,y0,x1,y1' face box in image pixels (default: Haar cascade).
+    crop: 'face' (crop the box by the official rule) or 'none' (the image
+      is the model input).
+    layout: a training dataset or layout name, or an (N, 2) `.npy` of
+      prompts in [0, 1] crop units (default: the first training dataset).
+    out: overlay PNG to write; json_path: landmarks JSON to write.
 
-class Predictor:
-  """A loaded model that maps images to landmarks."""
-
-  def __init__(self, checkpoint):
-    self.config, self.datasets, variables, self.step = load_for_inference(
-        checkpoint)
-    self.model = models.build(self.config.model, self.datasets)
-    size = self.config.data.image_size
-    expected = jax.eval_shape(
-        self.model.init, jax.random.key(0),
-        np.zeros((1, size, size, 3), np.uint8),
-        point_index=np.zeros((1, 1), np.int32))
-    check_variables(expected, variables, f'checkpoint {checkpoint}')
-    self.variables = jax.tree_util.tree_map(jax.numpy.asarray, variables)
-    self.size = size
-    self._predict = jax.jit(make_predict_with_uncertainty(self.model))
-
-  def prompts(self, layout_or_file):
-    """Anchors (N, 2) from a training dataset/layout name or a .npy file."""
-    names = [d for d, _ in self.datasets]
-    spec = str(layout_or_file)
-    if spec.endswith('.npy'):
-      try:
-        p = np.load(spec, allow_pickle=False)
-      except (OSError, ValueError) as e:
-        raise JaxlmError(f'cannot read prompt file {spec}: {e}') from None
-      if p.ndim != 2 or p.shape[1] != 2 or not len(p):
-        raise JaxlmError(f'prompt file {spec} has shape {p.shape}; expected '
-                         f'(N, 2) anchors in [0, 1] crop units')
-      if not np.all(np.isfinite(p)):
-        raise JaxlmError(f'prompt file {spec} has non-finite values')
-      return p.astype(np.float32)
-    layouts = {d: self.config.data.train[d].layout for d in names}
-    match = [d for d in names if spec in (d, layouts[d])]
-    if not match:
-      raise JaxlmError(f'--layout {spec!r}: not a training dataset or layout '
-                       f'of this model ({", ".join(names)}); pass an (N, 2) '
-                       f'.npy prompt file for other shapes')
-    return np.asarray(make_dataset_prompts(self.model)(self.variables,
-                                                       match[0]))
-
-  def __call__(self, image_rgb, prompts, box=None, crop=True):
-    """Landmarks (N, 2) in image pixels, and the image->crop affine used."""
-    out = self.detect(image_rgb, prompts, box, crop)
-    return out['landmarks'], out['affine']
-
-  def detect(self, image_rgb, prompts, box=None, crop=True) -> dict:
-    """{'landmarks': (N, 2) image pixels, 'affine': image->crop (2, 3),
-    'uncertainty': (N, 2) standard deviation in image pixels (DSLPT), or
-    None}."""
-    h, w = image_rgb.shape[:2]
-    if crop:
-      if box is None:
-        box = detect_face(image_rgb)
-      crop_lib.check_box(box, w, h)
-      m = crop_lib.square_crop_affine(box, self.size)
-    else:
-      m = np.array([[self.size / w, 0, 0], [0, self.size / h, 0]])
-    x = crop_lib.warp(image_rgb, m, self.size)
-    pred, std = self._predict(self.variables, x[None], prompts)
-    inv = crop_lib.invert_affine(m)
-    pts = crop_lib.apply_affine(inv, np.asarray(pred)[0] * self.size)
-    out = dict(landmarks=pts.astype(np.float32), affine=m, uncertainty=None)
-    if std is not None:  # independent x/y variances through the linear map
-      var = (np.asarray(std)[0] * self.size)**2
-      out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
-    return out
+  Returns:
+    {'image', 'num_points', 'landmarks' (image pixels), 'box', 'crop',
+    'uncertainty' (pixels, families that have one)}.
+  """
+  if crop not in ('face', 'none'):
+    raise JaxlmError(f'--crop {crop!r}: expected "face" or "none"')
+  image = load_image(image_path)
+  box = parse_box(box) if box else None
+  pred = Predictor(checkpoint)
+  prompts = pred.prompts(layout or pred.datasets[0][0])
+  found = pred.detect(image, prompts, box=box, crop=crop == 'face')
+  points = found['landmarks']
+  if out:
+    plots.save_rgb(out, plots.draw_landmarks(image, points))
+    log.info('wrote %s', out)
+  result = dict(image=str(image_path), num_points=len(points),
+                landmarks=points.round(2).tolist(), box=found['box'],
+                crop=crop)
+  if found['uncertainty'] is not None:  # per-landmark std, pixels
+    result['uncertainty'] = found['uncertainty'].round(3).tolist()
+  if json_path:
+    Path(json_path).write_text(json.dumps(result, indent=1))
+    log.info('wrote %s', json_path)
+  return result

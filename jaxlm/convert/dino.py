@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
-from jaxlm.convert import mapping_lines, unflatten
+from jaxlm.checkpoints import check_tree, unflatten
+from jaxlm.convert.rules import Rules, conv, linear, mapping_lines
+from jaxlm.errors import ConversionError
 from jaxlm.models import vit
 
 SIZE_BY_WIDTH = {192: 'Ti', 384: 'S', 768: 'B'}

@@ -26,8 +26,9 @@ import re
 
 import numpy as np
 
-from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
-from jaxlm.convert import mapping_lines, unflatten
+from jaxlm.checkpoints import check_tree, unflatten
+from jaxlm.convert.rules import Rules, conv, linear, mapping_lines
+from jaxlm.errors import ConversionError
 from jaxlm.convert.dino import SIZE_BY_WIDTH, strip_prefix, vit_abstract
 from jaxlm.models import vit
 

@@ -24,15 +24,16 @@ running_mean/var -> mean/var (batch_stats); num_batches_tracked dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxlm import layouts
-from jaxlm.convert import ConversionError, Rules, check_tree, conv, linear
-from jaxlm.convert import mapping_lines, unflatten
+from jaxlm import layouts, models
+from jaxlm.checkpoints import check_tree, unflatten
+from jaxlm.convert.rules import Rules, conv, linear, mapping_lines
+from jaxlm.errors import ConversionError
 from jaxlm.convert.tufa import DEFAULT_LAYOUT, decoder_rules
 
 
@@ -42,12 +43,36 @@ def strip_prefix(tensors: dict) -> dict:
   return tensors
 
 
-def detect(tensors: dict, where: str) -> str:
-  """'slpt' or 'dslpt' from the head's keys."""
-  if 'out_mean_layer.weight' in tensors:
-    return 'dslpt'
-  if 'out_layer.weight' in tensors:
-    return 'slpt'
+def _slpt_head(r: Rules):
+  r.add('params/head/kernel', 'out_layer.weight', linear)
+  r.add('params/head/bias', 'out_layer.bias')
+
+
+def _gaussian_head(r: Rules):
+  for src, dst in (('embedding_layer', 'embedding'),
+                   ('out_mean_layer', 'mean'), ('out_std_layer', 'variance')):
+    r.add(f'params/head/{dst}/kernel', f'{src}.weight', linear)
+    r.add(f'params/head/{dst}/bias', f'{src}.bias')
+
+
+@dataclasses.dataclass(frozen=True)
+class Official:
+  """One official model: the key that identifies it, what differs."""
+  family: str  # the jaxlm model family it becomes
+  head_key: str
+  head: Callable[[Rules], None]
+  patch_bias: bool  # the patch convolution has a bias
+
+
+OFFICIAL = (Official('dslpt', 'out_mean_layer.weight', _gaussian_head, True),
+            Official('slpt', 'out_layer.weight', _slpt_head, False))
+
+
+def detect(tensors: dict, where: str) -> Official:
+  """The official model of a state dict, by its head's keys."""
+  for official in OFFICIAL:
+    if official.head_key in tensors:
+      return official
   raise ConversionError(
       f'{where}: not an official SLPT or DSLPT checkpoint: expected '
       f'out_layer.weight (SLPT) or out_mean_layer.weight (DSLPT) (first keys:'
@@ -105,13 +130,13 @@ def backbone_rules(r: Rules, tensors: dict):
                             f'{np.shape(value)}')
 
 
-def slpt_rules(tensors: dict, kind: str):
+def slpt_rules(tensors: dict, official: Official):
   """(Rules, model settings) of an official SLPT/DSLPT state dict."""
   r = Rules()
   backbone_rules(r, tensors)
   w = tensors['feature_extractor.weight']  # (d, C, K, K)
   r.add('params/patch_embed/kernel', 'feature_extractor.weight', conv)
-  if kind == 'dslpt':
+  if official.patch_bias:
     r.add('params/patch_embed/bias', 'feature_extractor.bias')
   r.ignore.update(k for k in tensors if k.startswith('feature_norm.'))
   for name in ('structure_encoding', 'landmark_query'):
@@ -122,14 +147,7 @@ def slpt_rules(tensors: dict, kind: str):
                   if k.startswith(prefix))
   decoder_rules(r, 'Transformer.Transformer_block.', 'params/transformer/',
                 depth, width)
-  if kind == 'slpt':
-    r.add('params/head/kernel', 'out_layer.weight', linear)
-    r.add('params/head/bias', 'out_layer.bias')
-  else:
-    for src, dst in (('embedding_layer', 'embedding'),
-                     ('out_mean_layer', 'mean'), ('out_std_layer', 'variance')):
-      r.add(f'params/head/{dst}/kernel', f'{src}.weight', linear)
-      r.add(f'params/head/{dst}/bias', f'{src}.bias')
+  official.head(r)
   settings = dict(
       width=width, num_layers=depth, patch=int(w.shape[-1]),
       # the head count is not stored: it comes from the config (8)
@@ -164,11 +182,11 @@ def convert_slpt(tensors: dict, initial: np.ndarray, config, where: str,
     single training dataset (renamed `dataset` / relaid `layout` if given)
     becomes the run's.
   """
-  from jaxlm import models  # pylint: disable=g-import-not-at-top
   tensors = strip_prefix(tensors)
-  kind = detect(tensors, where)
+  official = detect(tensors, where)
+  kind = official.family
   backbone = hrnet_variant(tensors, where)
-  rules, settings = slpt_rules(tensors, kind)
+  rules, settings = slpt_rules(tensors, official)
   c = config
   if c.model.name != kind:
     raise ConversionError(f'{where}: a {kind.upper()} checkpoint but the '
@@ -202,11 +220,8 @@ def convert_slpt(tensors: dict, initial: np.ndarray, config, where: str,
   variables = unflatten(flat)
   datasets = ((dataset, n),)
   model = models.build(c.model, datasets)
-  size = c.data.image_size
-  abstract = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
-      point_index=jnp.zeros((1, 1), jnp.int32)))
-  check_tree(abstract, variables, where)
+  check_tree(models.abstract_variables(model, c.data.image_size), variables,
+             where)
   lines = mapping_lines(rules.applied, variables,
                         ignored=sorted(rules.ignore))
   lines.append(f'constants/mean_shape ({n}, 2) <- init_face / 256 of the '

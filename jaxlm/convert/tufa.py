@@ -13,21 +13,20 @@ keeps the two apart: the mean shape goes to the `constants` collection and
 `(offset - init) / 256` becomes the dataset's alignment table, so
 `dataset_prompts(name)` is exactly `offset / 256`.
 
-The result is a run folder (`config.json`, `datasets.json`,
-`checkpoints/0/state`) that `jaxlm eval/predict --checkpoint DIR` load.
+The result is a run folder (`checkpoints.write_run`) that `jaxlm
+eval/predict --checkpoint DIR` load.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxlm import layouts
-from jaxlm.convert import ConversionError, Rules, check_tree, linear
-from jaxlm.convert import mapping_lines, unflatten
+from jaxlm import layouts, models
+from jaxlm.checkpoints import check_tree, unflatten
+from jaxlm.convert.rules import Rules, linear, mapping_lines
+from jaxlm.errors import ConversionError
 from jaxlm.convert.dino import infer_variant, vit_rules
 
 # Layout of a prompt file by its number of points (override with name=file:layout).
@@ -118,7 +117,6 @@ def convert_tufa(tensors: dict, prompts: dict[str, tuple], config, where: str):
     settings must match the checkpoint; its training datasets become those
     of `prompts`, and eval entries prompting with other datasets are dropped.
   """
-  from jaxlm import models  # pylint: disable=g-import-not-at-top
   rules, variant, depth, width = tufa_rules(tensors, where)
   flat = rules.apply(tensors, where)
   names = sorted(prompts)
@@ -145,10 +143,7 @@ def convert_tufa(tensors: dict, prompts: dict[str, tuple], config, where: str):
   c.data.eval = kept
   datasets = tuple((n, layouts.get(prompts[n][2]).num_points) for n in names)
   model = models.build(c.model, datasets)
-  size = c.data.image_size
-  abstract = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
-      point_index=jnp.zeros((1, 1), jnp.int32)))
+  abstract = models.abstract_variables(model, c.data.image_size)
   check_tree(abstract['params'], params, where)
   mean = np.concatenate([prompts[n][0] for n in names]).astype(np.float32)
   constants = {'alignment': {'mean_shape': mean}}
@@ -158,12 +153,3 @@ def convert_tufa(tensors: dict, prompts: dict[str, tuple], config, where: str):
             f'of its prompt file' for n in names]
   return dict(params=params, constants=constants), datasets, c, lines
 
-
-def write_run(dst: Path, variables, datasets, config_json: str):
-  """config.json, datasets.json and checkpoints/0/state (orbax) in dst."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  from jaxlm.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(dst / 'checkpoints' / '0' / 'state', variables)
-  ckptr.wait_until_finished()
-  ckpt_lib.write_run_metadata(dst, config_json, datasets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -13,16 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxlm import layouts, models
-from jaxlm.config import to_json, validate
-from jaxlm.data import pipeline
+from jaxlm import checkpoints, layouts, models
+from jaxlm.config import from_json, to_json, validate
+from jaxlm.data import pipeline, sources
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
-from jaxlm.train import checkpoint as ckpt_lib
 from jaxlm.train import sharding
-from jaxlm.train.checkpoint import check_variables
 from jaxlm.train.state import create_state, make_optimizer
-from jaxlm.train.step import make_train_step
+from jaxlm.train.step import batch_eyes, jit_step, make_train_step
 
 log = logging.getLogger('jaxlm')
 
@@ -54,29 +53,55 @@ class MetricWriter:
     self.jsonl.close()
 
 
-def setup(config):
-  """Model, datasets and optimizer of a config (shared by train/benchmarks)."""
+@dataclasses.dataclass
+class Experiment:
+  """What a config trains: the family and its model, the training datasets
+  (specs, (name, num_points) in table order, layouts) and the optimizer."""
+  config: object
+  family: object
+  model: object
+  specs: list
+  datasets: tuple
+  layouts: tuple
+  tx: object
+  schedule: object
+
+  def init_state(self, mean_table, ema: bool = False):
+    """() -> a fresh TrainState (to jit or eval_shape)."""
+    c = self.config
+    return lambda: create_state(self.model, self.family, self.tx,
+                                c.data.image_size, c.data.num_anchors, c.seed,
+                                mean_table, ema=ema)
+
+  def train_step(self, mesh=None, ema_decay: float = 0.0):
+    """The un-jitted step (`step.jit_step` jits it)."""
+    return make_train_step(
+        self.model, self.family, self.tx, self.schedule, self.layouts,
+        ema_decay, mesh, batch_eyes(self.config.data.num_anchors,
+                                    self.layouts))
+
+
+def setup(config) -> Experiment:
+  """The Experiment of a config (shared by training and the benchmarks)."""
   validate(config)
-  if 'init' in config and not (config.init.get('encoder', '') or
-                               config.init.get('checkpoint', '')):
+  family = models.family_of(config.model)
+  init = config.get('init', {})
+  if (family.encoder(family.complete(config.model)) is not None and
+      'init' in config and not (init.get('encoder', '') or
+                                init.get('checkpoint', ''))):
     log.warning('init.encoder is empty: the encoder starts from random '
                 'weights, not DINO')
-  size = config.data.image_size
-  specs = pipeline.dataset_specs(config.data.train, size,
+  specs = sources.dataset_specs(config.data.train, config.data.image_size,
                                  config.data.get('data_dir', ''))
   datasets = tuple((s.name, s.num_points) for s in specs)
   model = models.build(config.model, datasets)
-  if config.model.name in ('slpt', 'dslpt') and config.data.num_anchors:
+  if not family.anchor_masking and config.data.num_anchors:
     raise JaxlmError(f'config key data.num_anchors: {config.model.name} '
                      f'predicts every landmark; set it to 0 (all points, in '
                      f'order), not {config.data.num_anchors}')
   tx, schedule = make_optimizer(config.optim, config.train.steps)
-  return model, specs, datasets, tx, schedule
-
-
-def eye_corners(specs):
-  """Outer eye corners of the first training layout (SLPT's normaliser)."""
-  return tuple(layouts.get(specs[0].layout).outer_eye_corners)
+  return Experiment(config, family, model, specs, datasets,
+                    tuple(layouts.get(s.layout) for s in specs), tx, schedule)
 
 
 def _place_like(new, current):
@@ -86,57 +111,82 @@ def _place_like(new, current):
       new, current)
 
 
-def load_encoder_init(path, variant: str, current):
-  """Converted encoder params (`jaxlm convert dino ...`) for `current`.
+def model_settings(family, model_config) -> dict:
+  """The model config as JSON values (tuples as lists), missing keys at the
+  family's defaults when it is of `family`, for comparing runs."""
+  if model_config.get('name') == family.name:
+    try:
+      model_config = family.complete(model_config)
+    except JaxlmError:  # keys this version does not know: not the same
+      pass
+  return json.loads(json.dumps(dict(model_config)))
 
-  The variant and every parameter's shape must match the model's; the
-  arrays are placed like `current`'s.
-  """
-  from jaxlm import convert  # pylint: disable=g-import-not-at-top
+
+def load_encoder_init(path, exp: Experiment, params):
+  """`params` with the family's ViT encoder replaced by converted weights
+  (`jaxlm convert dino ...`). The variant and every parameter's shape must
+  match the model's; the arrays are placed like the current ones."""
   where = f'config key init.encoder={path}'
-  meta = convert.load_meta(path)
-  if meta.get('kind') not in ('dino', 'dinov2', 'dinov3'):
+  model_cfg = exp.family.complete(exp.config.model)
+  target = exp.family.encoder(model_cfg)
+  if target is None:
+    raise JaxlmError(f'{where}: model {model_cfg.name} with variant '
+                     f'{model_cfg.variant} has no ViT encoder to initialise')
+  keys, variant = target
+  loaded, meta = checkpoints.load_weights(path)
+  if meta.get('kind') not in checkpoints.ENCODER_KINDS:
     raise JaxlmError(f'{where}: a converted {meta.get("kind")!r} checkpoint, '
                      f'not an encoder (convert one with `jaxlm convert dino`)')
   if meta.get('variant') != variant:
     raise JaxlmError(f'{where}: encoder {meta.get("variant")} but the config '
-                     f'has model.variant={variant}')
-  loaded = convert.load_params(path)
-  check_variables(current, loaded, what=where)
-  return _place_like(loaded, current)
+                     f'has model.variant={model_cfg.variant}')
+  node = params
+  for k in keys:
+    node = node[k]
+  checkpoints.check_tree(node, loaded, what=where)
+  flat = checkpoints.flatten(params)
+  prefix = '/'.join(keys) + '/'
+  for k, v in checkpoints.flatten(_place_like(loaded, node)).items():
+    flat[prefix + k] = v
+  log.info('encoder %s initialised from %s', '/'.join(keys), path)
+  return checkpoints.unflatten(flat)
 
 
-def load_pretrained(path, config, current):
-  """Few-shot transfer (thesis §6.2.4): a trained TUFA's encoder, decoder and
-  head, plus the alignment tables of datasets it shares with this config;
-  the other datasets' tables stay freshly initialised (zeros). The model
-  settings must match the pretrained run's."""
+def load_pretrained(path, exp: Experiment, state):
+  """Few-shot transfer (thesis §6.2.4): `state` with every parameter (and
+  BatchNorm statistic) that a trained run of the same model settings has at
+  the same path and shape; the others (e.g. the alignment tables or queries
+  of datasets the run did not train on) stay freshly initialised."""
   where = f'config key init.checkpoint={path}'
-  pcfg, pdatasets, pvars, pstep = ckpt_lib.load_for_inference(path)
-  mine, theirs = config.model.to_dict(), pcfg.model.to_dict()
+  run = checkpoints.load_run(path)
+  mine = model_settings(exp.family, exp.config.model)
+  theirs = model_settings(exp.family, run.config.model)
   differ = sorted(k for k in set(mine) | set(theirs)
                   if k != 'dtype' and mine.get(k) != theirs.get(k))
   if differ:
     raise JaxlmError(f'{where}: model settings differ from the pretrained '
                      f'run: ' + ', '.join(f'model.{k}={mine.get(k)!r} vs '
                                          f'{theirs.get(k)!r}' for k in differ))
-  params = dict(current)
-  for part in ('encoder', 'decoder', 'head'):
-    check_variables(current[part], pvars['params'][part], what=where)
-    params[part] = _place_like(pvars['params'][part], current[part])
-  table = dict(current['alignment'])
-  kept = []
-  for name, old in current['alignment'].items():
-    theirs = pvars['params']['alignment'].get(name)
-    if theirs is not None and theirs.shape == old.shape:
-      table[name] = _place_like(theirs, old)
-      kept.append(name)
-  params['alignment'] = table
-  fresh = sorted(set(table) - set(kept))
-  log.info('initialised from %s (step %d, datasets %s); alignment kept for '
-           '%s, fresh for %s', path, pstep, ', '.join(n for n, _ in pdatasets),
-           ', '.join(kept) or 'none', ', '.join(fresh) or 'none')
-  return params
+  fresh = []
+
+  def transfer(current, pretrained, collection):
+    flat = checkpoints.flatten(current)
+    theirs = checkpoints.flatten(pretrained or {})
+    for k, v in flat.items():
+      if k in theirs and np.shape(theirs[k]) == v.shape:
+        flat[k] = _place_like(theirs[k], v)
+      else:
+        fresh.append(f'{collection}/{k}')
+    return checkpoints.unflatten(flat)
+
+  params = transfer(state.params, run.variables['params'], 'params')
+  stats = state.batch_stats
+  if stats is not None:
+    stats = transfer(stats, run.variables.get('batch_stats'), 'batch_stats')
+  log.info('initialised from %s (step %d, datasets %s); fresh: %s', path,
+           run.step, ', '.join(n for n, _ in run.datasets),
+           ', '.join(fresh) or 'none')
+  return state.replace(params=params, batch_stats=stats)
 
 
 def _restore_newest_readable(checkpointer, target):
@@ -191,40 +241,40 @@ def train(config, workdir, progress: bool = True,
 
 
 def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
-  model, specs, datasets, tx, schedule = setup(config)
+  exp = setup(config)
   size = config.data.image_size
-  saved_cfg = workdir / ckpt_lib.CONFIG_FILE
+  saved_cfg = workdir / checkpoints.CONFIG_FILE
   if saved_cfg.exists():
-    saved = json.loads(saved_cfg.read_text())
-    if saved.get('model') != json.loads(to_json(config)).get('model'):
+    saved = from_json(saved_cfg.read_text()).get('model', {})
+    if (model_settings(exp.family, saved) !=
+        model_settings(exp.family, config.model)):
       raise JaxlmError(f'{workdir} holds a run of a different model config; '
                        f'use a new --workdir')
   primary = jax.process_index() == 0
   if primary:
-    ckpt_lib.write_run_metadata(workdir, to_json(config), datasets)
-  checkpointer = ckpt_lib.Checkpointer(workdir, config.train.keep_checkpoints)
+    checkpoints.write_run_metadata(workdir, to_json(config), exp.datasets)
+  checkpointer = checkpoints.Checkpointer(workdir,
+                                          config.train.keep_checkpoints)
 
   t0 = time.time()
   shapes = {s.name: pipeline.mean_shape(s.source,
                                         config.data.mean_shape_samples, size)
-            for s in specs}
-  table = validate_mean_shapes(datasets, shapes)
+            for s in exp.specs}
+  table = validate_mean_shapes(exp.datasets, shapes)
   log.info('mean shapes of %s from %s faces (%.1fs)', ', '.join(shapes),
            '/'.join(str(min(config.data.mean_shape_samples, len(s.source)))
-                    for s in specs), time.time() - t0)
+                    for s in exp.specs), time.time() - t0)
 
-  sample = np.zeros((1, size, size, 3), np.uint8)
   ema_decay = float(config.train.get('ema_decay', 0.0))
-  init = lambda: create_state(model, tx, sample, config.data.num_anchors,
-                              config.seed, table, ema=ema_decay > 0)
+  init = exp.init_state(table, ema=ema_decay > 0)
   mesh = sharding.make_mesh(config.get('mesh'))
   sharding.check_batch_size(config.train.batch_size, mesh)
   abstract = jax.eval_shape(init)
   state_sh = sharding.state_shardings(abstract, mesh)
   batch_sh = sharding.batch_sharding(mesh)
   data = pipeline.train_dataset(
-      specs, point_offsets(datasets), num_anchors=config.data.num_anchors,
-      image_size=size,
+      exp.specs, point_offsets(exp.datasets),
+      num_anchors=config.data.num_anchors, image_size=size,
       batch_size=config.train.batch_size // jax.process_count(),
       seed=config.seed,
       mask_invisible=config.data.mask_invisible,
@@ -246,27 +296,24 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
     state = jax.jit(init, out_shardings=state_sh)()
     encoder_dir = config.get('init', {}).get('encoder', '')
     if encoder_dir:
-      state = state.replace(params={
-          **state.params,
-          'encoder': load_encoder_init(encoder_dir, config.model.variant,
-                                       state.params['encoder'])})
-      log.info('encoder initialised from %s', encoder_dir)
+      state = state.replace(params=load_encoder_init(encoder_dir, exp,
+                                                     state.params))
     pretrained = config.get('init', {}).get('checkpoint', '')
     if pretrained:
-      state = state.replace(params=load_pretrained(pretrained, config,
-                                                   state.params))
-  n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+      state = load_pretrained(pretrained, exp, state)
+    if (encoder_dir or pretrained) and state.ema is not None:
+      # the average starts from the loaded weights, not the random ones
+      state = state.replace(ema=jax.tree_util.tree_map(jnp.copy,
+                                                       state.params))
   log.info('model %s (%s): %.2fM parameters; datasets %s',
-           config.model.name, config.model.variant, n_params / 1e6,
-           ', '.join(f'{n}({k})' for n, k in datasets))
+           config.model.name, config.model.variant,
+           models.num_params(state.params) / 1e6,
+           ', '.join(f'{n}({k})' for n, k in exp.datasets))
 
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())
-  step_fn = jax.jit(make_train_step(model, tx, schedule, ema_decay,
-                                    eyes=eye_corners(specs), mesh=mesh),
-                    in_shardings=(state_sh, batch_sh),
-                    out_shardings=(state_sh, sharding.replicated(mesh)),
-                    donate_argnums=0)
+  step_fn = jit_step(exp.train_step(mesh, ema_decay), state_sh, batch_sh,
+                     mesh)
   writer = MetricWriter(workdir, enabled=primary)
   examples = (open(workdir / 'examples.jsonl', 'a', buffering=1)
               if primary and config.train.get('log_example_ids') else None)

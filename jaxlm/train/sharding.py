@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxlm.checkpoints import key_path
 from jaxlm.errors import JaxlmError
 
 AXES = ('data', 'fsdp', 'tensor')
@@ -71,14 +72,10 @@ def spec_for(path: str, shape, mesh) -> P:
   return P()
 
 
-def _path(keys) -> str:
-  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in keys)
-
-
 def state_shardings(abstract_state, mesh):
   """NamedSharding for every leaf of an (abstract) train state."""
   return jax.tree_util.tree_map_with_path(
-      lambda keys, x: NamedSharding(mesh, spec_for(_path(keys), x.shape,
+      lambda keys, x: NamedSharding(mesh, spec_for(key_path(keys), x.shape,
                                                    mesh)
                                     if np.ndim(x) else P()),
       abstract_state)

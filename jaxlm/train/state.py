@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlm import models
 from jaxlm.errors import JaxlmError
 
 
@@ -19,8 +20,8 @@ class TrainState:
   params: trainable parameters; constants: non-trained model variables (the
   datasets' mean shapes); rng: raw uint32 key data (checkpoint friendly);
   ema: an exponential moving average of params (`train.ema_decay` > 0),
-  else None; batch_stats: BatchNorm running statistics of CNN backbones
-  (SLPT / DSLPT), else None. All of it is saved in one checkpoint.
+  else None; batch_stats: BatchNorm running statistics of CNN backbones,
+  else None. All of it is saved in one checkpoint.
   """
   step: jax.Array
   params: Any
@@ -30,11 +31,11 @@ class TrainState:
   ema: Any = None
   batch_stats: Any = None
 
-  def variables(self):
-    out = {'params': self.params, 'constants': self.constants}
-    if self.batch_stats is not None:
-      out['batch_stats'] = self.batch_stats
-    return out
+  def variables(self, params=None):
+    """The variables `model.apply` takes (with `params` instead of the
+    state's own, when given)."""
+    return models.variables(self.params if params is None else params,
+                            self.constants, self.batch_stats)
 
 
 def learning_rate_schedule(optim_cfg, total_steps: int):
@@ -69,19 +70,16 @@ def make_optimizer(optim_cfg, total_steps: int):
   return tx, schedule
 
 
-def create_state(model, tx, sample_images, num_anchors, seed, mean_table,
-                 ema: bool = False):
-  """Initialises a TrainState (params from `seed`, mean shapes given; an EMA
-  copy of the params when `ema`)."""
+def create_state(model, family, tx, image_size: int, num_anchors: int,
+                 seed: int, mean_table, ema: bool = False):
+  """Initialises a TrainState: params from `seed`, the family's mean-shape
+  table set to `mean_table`, an EMA copy of the params when `ema`."""
   rng = jax.random.key(seed)
   init_rng, rng = jax.random.split(rng)
-  index = jnp.zeros((sample_images.shape[0], max(num_anchors, 1)), jnp.int32)
-  variables = model.init(init_rng, sample_images, point_index=index)
-  constants = jax.tree_util.tree_map(lambda x: x, variables['constants'])
-  if 'alignment' in constants:  # TUFA: every dataset's mean shape
-    constants['alignment']['mean_shape'] = jnp.asarray(mean_table)
-  else:  # SLPT / DSLPT: the initial shape of the coarse-to-fine stages
-    constants['mean_shape'] = jnp.asarray(mean_table)
+  variables = models.init_variables(model, init_rng, image_size,
+                                    max(num_anchors, 1))
+  constants = family.with_mean_shapes(variables['constants'],
+                                      jnp.asarray(mean_table))
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), constants=constants,

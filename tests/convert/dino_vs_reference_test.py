@@ -19,7 +19,7 @@ transformers = pytest.importorskip('transformers')
 
 import jax.numpy as jnp  # noqa: E402
 
-from jaxlm import cli, convert  # noqa: E402
+from jaxlm import checkpoints, cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def _convert(tmp_path, tensors, name, suffix):
   dst = tmp_path / f'{name}_jax'
   assert cli.main(['convert', 'dino', '--src', str(src), '--dst', str(dst),
                    '--no-progress']) == 0
-  return convert.load_params(dst), convert.load_meta(dst)
+  return checkpoints.load_weights(dst)[0], checkpoints.load_meta(dst)
 
 
 @pytest.fixture(scope='module')
@@ -235,7 +235,7 @@ def test_summary_lists_every_parameter_and_its_source(s16, tmp_path, capsys):
   params, _ = _convert(tmp_path, original_names(s16.state_dict()), 'o',
                        '.pth')
   out = capsys.readouterr().out.splitlines()
-  assert len(out) == len(convert.flatten(params))
+  assert len(out) == len(checkpoints.flatten(params))
   assert 'blocks_0/qkv/kernel (384, 1152) <- blocks.0.attn.qkv.weight' in out
   hub = hub_names(s16.state_dict())
   _convert(tmp_path, hub, 'h', '.safetensors')

@@ -16,7 +16,7 @@ transformers = pytest.importorskip('transformers')
 
 import jax.numpy as jnp  # noqa: E402
 
-from jaxlm import cli, convert  # noqa: E402
+from jaxlm import checkpoints, cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
 
 
@@ -99,7 +99,7 @@ def _convert(tmp_path, tensors, name):
   dst = tmp_path / name
   assert cli.main(['convert', 'dinov2', '--src', str(src), '--dst',
                    str(dst)]) == 0
-  return convert.load_params(dst), convert.load_meta(dst)['variant']
+  return checkpoints.load_weights(dst)[0], checkpoints.load_meta(dst)['variant']
 
 
 @pytest.mark.parametrize('layout', ['original', 'hub', 'transformers5'])

@@ -15,7 +15,7 @@ transformers = pytest.importorskip('transformers')
 
 import jax.numpy as jnp  # noqa: E402
 
-from jaxlm import cli, convert  # noqa: E402
+from jaxlm import checkpoints, cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
 
 
@@ -81,8 +81,8 @@ def test_dinov3_s16(model, tmp_path, layout):
   dst = tmp_path / 'v3'
   assert cli.main(['convert', 'dinov3', '--src', str(src), '--dst',
                    str(dst)]) == 0
-  params = convert.load_params(dst)
-  variant = convert.load_meta(dst)['variant']
+  params = checkpoints.load_weights(dst)[0]
+  variant = checkpoints.load_meta(dst)['variant']
   assert variant == 'S/16:layerscale=1:registers=4:rope=100:eps=5'
   for size in (256, 224):
     img = np.random.default_rng(size).integers(0, 256, (2, size, size, 3),

@@ -25,7 +25,7 @@ from tufa_vs_reference_test import RefLayer  # noqa: E402
 
 from jaxlm import cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
-from jaxlm.predict import Predictor  # noqa: E402
+from jaxlm.inference import Predictor  # noqa: E402
 
 nn = torch.nn
 F = torch.nn.functional

@@ -26,7 +26,7 @@ from dino_vs_reference_test import hf_vit, images, original_names  # noqa: E402
 
 from jaxlm import cli  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
-from jaxlm.predict import Predictor  # noqa: E402
+from jaxlm.inference import Predictor  # noqa: E402
 
 nn = torch.nn
 D, H, FF, LAYERS = 384, 6, 1536, 2

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from jaxlm.data import pipeline
+from jaxlm.data import pipeline, sources
 from jaxlm.data.synthetic import SyntheticFaces
 from jaxlm.errors import JaxlmError
 
 
 def _specs():
-  return [pipeline.DatasetSpec('a', 'syn29', SyntheticFaces('syn29', 40, 1, 64)),
-          pipeline.DatasetSpec('b', 'syn68', SyntheticFaces('syn68', 40, 2, 64))]
+  return [sources.DatasetSpec('a', 'syn29', SyntheticFaces('syn29', 40, 1, 64)),
+          sources.DatasetSpec('b', 'syn68', SyntheticFaces('syn68', 40, 2, 64))]
 
 
 def _data(**kw):

@@ -7,7 +7,7 @@ import pytest
 
 from jaxlm import cli
 from jaxlm.data import crop as crop_lib
-from jaxlm.data import pipeline
+from jaxlm.data import pipeline, sources
 from jaxlm.data.formats import cofw, fake, merlrav, wflw
 from jaxlm.data.tfds import cofw as cofw_builder
 from jaxlm.data.tfds import merl_rav as merl_rav_builder
@@ -39,14 +39,14 @@ def built(tmp_path_factory):
 
 
 def _faces(data, name='wflw', layout='wflw98', split='test', size=256):
-  return pipeline.TfdsFaces(name, name, split, layout, data, size)
+  return sources.TfdsFaces(name, name, split, layout, data, size)
 
 
 def test_eval_crop_maps_back_to_the_original_annotation(built):
   root, data = built
   recs = list(wflw.read_wflw(wflw.annotation_file(root / 'raw_wflw', 'test'),
                              root / 'raw_wflw' / 'WFLW_images'))
-  ev = pipeline.EvalFaces(_faces(data))
+  ev = sources.EvalFaces(_faces(data))
   assert len(ev) == len(recs) == 3
   for i, rec in enumerate(recs):
     s = ev[i]
@@ -69,17 +69,17 @@ def test_eval_crop_maps_back_to_the_original_annotation(built):
 
 def test_cofw_uses_its_1_32_factor(built):
   _, data = built
-  faces = pipeline.TfdsFaces('c', 'cofw/cofw29', 'test', 'cofw29', data, 256)
+  faces = sources.TfdsFaces('c', 'cofw/cofw29', 'test', 'cofw29', data, 256)
   assert faces.crop_factor == pytest.approx(1.32)
-  p = pipeline.EvalFaces(faces)[0]['landmarks']
+  p = sources.EvalFaces(faces)[0]['landmarks']
   assert (p.max(0) - p.min(0)).max() == pytest.approx(256 / 1.32, rel=1e-4)
 
 
 def _specs(data, weights=(1.0, 1.0)):
   return [
-      pipeline.DatasetSpec('cofw', 'cofw29', pipeline.TfdsFaces(
+      sources.DatasetSpec('cofw', 'cofw29', sources.TfdsFaces(
           'cofw', 'cofw/cofw29', 'train', 'cofw29', data, 128), weights[0]),
-      pipeline.DatasetSpec('wflw', 'wflw98', _faces(data, split='train',
+      sources.DatasetSpec('wflw', 'wflw98', _faces(data, split='train',
                                                     size=128), weights[1])]
 
 
@@ -128,7 +128,7 @@ def test_process_shards_are_disjoint(built):
   # No augmentation: a face's targets (sorted by point) identify it.
   kw = dict(num_anchors=98, image_size=64, batch_size=3, seed=0,
             augment=augment.AugmentConfig.off())
-  spec = [pipeline.DatasetSpec('wflw', 'wflw98',
+  spec = [sources.DatasetSpec('wflw', 'wflw98',
                                _faces(data, split='train', size=64))]
   faces = []
   for p in range(2):
@@ -155,7 +155,7 @@ def test_mixing_weights(built):
 
 def test_self_occluded_points_get_weight_zero_not_nan(built):
   _, data = built
-  spec = pipeline.DatasetSpec('m', 'merlrav68', pipeline.TfdsFaces(
+  spec = sources.DatasetSpec('m', 'merlrav68', sources.TfdsFaces(
       'm', 'merl_rav', 'train', 'merlrav68', data, 64))
   raw = [spec.source[i]['landmarks'] for i in range(len(spec.source))]
   assert any(np.isnan(r).any() for r in raw)
@@ -172,13 +172,13 @@ def test_self_occluded_points_get_weight_zero_not_nan(built):
 def test_config_errors_name_the_problem(built):
   _, data = built
   with pytest.raises(JaxlmError, match='not built under data_dir'):
-    pipeline.TfdsFaces('x', 'w300', 'train', '300w68', data, 256)
+    sources.TfdsFaces('x', 'w300', 'train', '300w68', data, 256)
   with pytest.raises(JaxlmError, match="no such split; built splits: train"):
     _faces(data, split='val')
   with pytest.raises(JaxlmError, match="built with layout 'wflw98'"):
     _faces(data, layout='300w68')
   with pytest.raises(JaxlmError, match='known builders'):
-    pipeline.TfdsFaces('x', 'nope', 'train', 'wflw98', data, 256)
+    sources.TfdsFaces('x', 'nope', 'train', 'wflw98', data, 256)
 
 
 def test_build_command_stops_on_bad_input_and_writes_nothing(built, tmp_path,

@@ -5,21 +5,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm import checkpoints
 from jaxlm.train.loop import setup, train
-from jaxlm.train.state import create_state
-from jaxlm.train.step import make_train_step
 
 
 def test_one_step_moves_the_ema_by_one_minus_decay(tiny):
   cfg = tiny()
-  model, _, datasets, tx, schedule = setup(cfg)
-  n = sum(k for _, k in datasets)
+  exp = setup(cfg)
+  n = sum(k for _, k in exp.datasets)
   table = np.random.default_rng(0).uniform(0.2, 0.8, (n, 2)).astype(
       np.float32)
   size = cfg.data.image_size
-  state = create_state(model, tx, np.zeros((1, size, size, 3), np.uint8),
-                       cfg.data.num_anchors, 0, table, ema=True)
+  state = exp.init_state(table, ema=True)()
   rng = np.random.default_rng(1)
   a = cfg.data.num_anchors
   batch = dict(image=rng.integers(0, 255, (2, size, size, 3), np.uint8),
@@ -27,7 +24,7 @@ def test_one_step_moves_the_ema_by_one_minus_decay(tiny):
                target=rng.uniform(0, 1, (2, a, 2)).astype(np.float32),
                weight=np.ones((2, a), np.float32))
   p0 = state.params
-  new, _ = jax.jit(make_train_step(model, tx, schedule, 0.9))(state, batch)
+  new, _ = jax.jit(exp.train_step(ema_decay=0.9))(state, batch)
   jax.tree_util.tree_map(
       lambda e, x0, x1: np.testing.assert_allclose(
           e, 0.9 * x0 + 0.1 * x1, rtol=1e-6, atol=1e-7), new.ema, p0,
@@ -48,7 +45,7 @@ def test_ema_is_checkpointed_resumed_and_used_for_inference(tmp_path, tiny):
            for r in ('full', 'part')]
   jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(
       x, y, rtol=1e-5, atol=1e-6), trees[0]['ema'], trees[1]['ema'])
-  _, _, variables, _ = ckpt_lib.load_for_inference(tmp_path / 'full')
+  _, _, variables, _ = checkpoints.load_run(tmp_path / 'full')
   jax.tree_util.tree_map(np.testing.assert_array_equal, variables['params'],
                          trees[0]['ema'])
   diff = jax.tree_util.tree_map(lambda e, p: float(np.abs(e - p).max()),

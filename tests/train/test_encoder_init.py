@@ -4,9 +4,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxlm import cli, convert
+from jaxlm import checkpoints, cli
 from jaxlm.errors import JaxlmError
-from jaxlm.train import checkpoint as ckpt_lib
 from jaxlm.train.loop import train
 
 torch = pytest.importorskip('torch')
@@ -35,9 +34,9 @@ def test_training_starts_from_the_converted_encoder(tmp_path, tiny, converted):
   c.init = ml_collections.ConfigDict(dict(encoder=str(converted)))
   c.optim.lr = 0.0  # the one step leaves the weights where they started
   train(c, tmp_path / 'run', progress=False)
-  _, _, variables, _ = ckpt_lib.load_for_inference(tmp_path / 'run')
-  want = convert.flatten(convert.load_params(converted))
-  got = convert.flatten(variables['params']['encoder'])
+  _, _, variables, _ = checkpoints.load_run(tmp_path / 'run')
+  want = checkpoints.flatten(checkpoints.load_weights(converted)[0])
+  got = checkpoints.flatten(variables['params']['encoder'])
   assert set(want) == set(got)
   for k in want:
     np.testing.assert_array_equal(got[k], want[k], err_msg=k)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from jaxlm.config import apply_overrides, load_config
-from jaxlm.data import pipeline
+from jaxlm.data import pipeline, sources
 from jaxlm.errors import JaxlmError
-from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm import checkpoints
 from jaxlm.train.loop import train
 
 from conftest import ROOT
@@ -34,8 +34,8 @@ def test_fine_tuning_starts_from_the_pretrained_model(tmp_path, tiny):
   c.optim.lr = 0.0  # the one step leaves the start point as it was
   run = tmp_path / 'few'
   train(c, run, progress=False)
-  _, pdata, pvars, _ = ckpt_lib.load_for_inference(pre)
-  cfg, data, vars_, _ = ckpt_lib.load_for_inference(run)
+  _, pdata, pvars, _ = checkpoints.load_run(pre)
+  cfg, data, vars_, _ = checkpoints.load_run(run)
   assert [d for d, _ in data] == ['syn19']
   for part in ('encoder', 'decoder', 'head'):
     np.testing.assert_array_equal(
@@ -43,7 +43,7 @@ def test_fine_tuning_starts_from_the_pretrained_model(tmp_path, tiny):
         pvars['params'][part]['norm' if part != 'head' else 'fc2']['bias'])
   np.testing.assert_array_equal(vars_['params']['alignment']['syn19'], 0.0)
   # The new layout's mean shape comes from exactly the few training faces.
-  spec = pipeline.dataset_specs(cfg.data.train, cfg.data.image_size)[0]
+  spec = sources.dataset_specs(cfg.data.train, cfg.data.image_size)[0]
   assert len(spec.source) == 4
   np.testing.assert_allclose(
       vars_['constants']['alignment']['mean_shape'],

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm import checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 10
@@ -74,8 +74,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
   p = _train(run)
   assert p.wait(timeout=600) == 0, p.stderr.read()[-2000:]
 
-  a = ckpt_lib.load_for_inference(ref)
-  b = ckpt_lib.load_for_inference(run)
+  a = checkpoints.load_run(ref)
+  b = checkpoints.load_run(run)
   assert a[3] == b[3] == STEPS
   jax.tree_util.tree_map(np.testing.assert_array_equal, a[2], b[2])
   seen_ref, seen_run = _examples(ref), _examples(run)

@@ -8,7 +8,7 @@ import pytest
 
 from jaxlm import cli
 from jaxlm.errors import JaxlmError
-from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm import checkpoints
 from jaxlm.train.loop import train
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,8 @@ def test_batchnorm_stats_are_trained_checkpointed_and_resumed(tmp_path,
   train(c, tmp_path / 'full', progress=False)
   train(c, tmp_path / 'part', progress=False, stop_at=2)
   train(c, tmp_path / 'part', progress=False)
-  _, _, a, _ = ckpt_lib.load_for_inference(tmp_path / 'full')
-  _, _, b, _ = ckpt_lib.load_for_inference(tmp_path / 'part')
+  _, _, a, _ = checkpoints.load_run(tmp_path / 'full')
+  _, _, b, _ = checkpoints.load_run(tmp_path / 'part')
   assert 'batch_stats' in a
   mean = a['batch_stats']['backbone']['bn1']['mean']
   assert np.abs(mean).max() > 0  # moved from its zero init

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from jaxlm.errors import JaxlmError
-from jaxlm.train import checkpoint as ckpt_lib
+from jaxlm import checkpoints
 from jaxlm.train.loop import train
 
 pytestmark = pytest.mark.slow
 
 
 def _params(workdir):
-  _, _, variables, step = ckpt_lib.load_for_inference(workdir)
+  _, _, variables, step = checkpoints.load_run(workdir)
   return variables['params'], step
 
 
@@ -24,7 +24,7 @@ def test_resume_continues_exactly(tmp_path, tiny):
   train(tiny(steps=6), full, progress=False)
   part = tmp_path / 'part'
   train(tiny(steps=6), part, progress=False, stop_at=3)
-  assert ckpt_lib.Checkpointer(part).latest_step() == 3
+  assert checkpoints.Checkpointer(part).latest_step() == 3
   train(tiny(steps=6), part, progress=False)  # resumes from step 3
   a, sa = _params(full)
   b, sb = _params(part)
@@ -56,7 +56,7 @@ def test_half_written_checkpoint_is_not_the_latest(tmp_path, tiny):
   junk = tmp_path / 'checkpoints' / '4.orbax-checkpoint-tmp-123'
   (junk / 'state').mkdir(parents=True)
   (junk / 'state' / 'garbage').write_text('x')
-  assert ckpt_lib.Checkpointer(tmp_path).latest_step() == 2
+  assert checkpoints.Checkpointer(tmp_path).latest_step() == 2
   assert _params(tmp_path)[1] == 2
 
 
@@ -69,7 +69,7 @@ def test_other_model_in_workdir_is_an_error(tmp_path, tiny):
 
 
 def test_checkpoint_mismatch_names_parameters(tmp_path, tiny):
-  from jaxlm.predict import Predictor
+  from jaxlm.inference import Predictor
   train(tiny(steps=2), tmp_path, progress=False)
   cfg = json.loads((tmp_path / 'config.json').read_text())
   cfg['model']['decoder_mlp'] = 96
@@ -92,7 +92,7 @@ def test_sigterm_saves_and_stops(tmp_path, tiny):
   finally:
     timer.cancel()
   assert out['stopped'] and 0 < out['step'] < 10_000
-  assert ckpt_lib.Checkpointer(tmp_path).latest_step() == out['step']
+  assert checkpoints.Checkpointer(tmp_path).latest_step() == out['step']
 
 
 def test_corrupted_newest_checkpoint_falls_back_to_the_previous(

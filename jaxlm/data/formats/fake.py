@@ -18,6 +18,7 @@ from etils import epath
 
 from jaxlm.data import synthetic
 from jaxlm.data.formats import ibug, merlrav, wflw
+from jaxlm.errors import JaxlmError
 
 
 def _faces(layout: str, n: int, seed: int, photo_size: int,
@@ -221,3 +222,20 @@ def write_mafl(root, splits: dict[str, int], seed: int = 0):
             'leftmouth_x leftmouth_y rightmouth_x rightmouth_y')
   (root / 'Anno' / 'list_landmarks_align_celeba.txt').write_text(
       '\n'.join([str(k), header] + lines) + '\n')
+
+
+# `jaxlm fake-data NAME`: n faces per split / folder in NAME's original format.
+WRITERS = dict(
+    wflw=lambda out, n: write_wflw(out, dict(train=n, test=n)),
+    w300=lambda out, n: write_300w(out, n=n),
+    cofw=lambda out, n: write_cofw(out, dict(train=n, test=n)),
+    merl_rav=lambda out, n: write_merlrav(out, n=n),
+    aflw19=lambda out, n: write_aflw19(out, n=n),
+    mafl=lambda out, n: write_mafl(out, dict(train=n, test=n)))
+
+
+def write_dataset(name: str, out, n: int = 4):
+  """A small fake dataset `name` in its original file format under `out`."""
+  if name not in WRITERS:
+    raise JaxlmError(f'unknown dataset {name!r}; known: {", ".join(WRITERS)}')
+  WRITERS[name](out, n)

@@ -1,0 +1,64 @@
+"""`jaxlm build`: one TFDS face dataset from the files the user downloaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from jaxlm.data.formats import FormatError
+from jaxlm.data.tfds import BUILDERS
+from jaxlm.errors import JaxlmError
+
+log = logging.getLogger('jaxlm')
+
+
+def build_dataset(spec: str, manual_dir, data_dir, skip_bad: bool = False,
+                  overwrite: bool = False) -> dict:
+  """Builds `spec` ('wflw', 'w300/private', ...) into `data_dir`.
+
+  A bad face stops the build with its file and line named (FormatError),
+  unless `skip_bad`, which skips it and lists it in `build_report.json`.
+  Returns the report (also written next to the built files), or None when
+  the dataset is already built and not `overwrite`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  name, _, config = spec.partition('/')
+  if name not in BUILDERS:
+    raise JaxlmError(f'unknown dataset {name!r}; known: '
+                     f'{", ".join(sorted(BUILDERS))}')
+  cls = BUILDERS[name]
+  configs = [c.name for c in cls.BUILDER_CONFIGS]
+  if config and config not in configs:
+    raise JaxlmError(f'{name} has no config {config!r}; known: '
+                     f'{", ".join(configs)}')
+  manual_dir = Path(manual_dir).expanduser()
+  if not manual_dir.is_dir() or not any(manual_dir.iterdir()):
+    raise JaxlmError(f'--manual_dir {manual_dir}: missing or empty. '
+                     f'{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+  builder = cls(config=config or None, data_dir=data_dir, skip_bad=skip_bad)
+  if builder.is_prepared() and not overwrite:
+    log.info('%s is already built at %s (--overwrite to rebuild)', spec,
+             builder.data_path)
+    return None
+  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
+          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  log.info('building %s/%s from %s into %s', name, builder.builder_config.name,
+           manual_dir, data_dir)
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=str(manual_dir), download_mode=mode,
+        compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  except FormatError as e:
+    raise JaxlmError(f'{e}; nothing was written to {data_dir}') from None
+  splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+  report = dict(dataset=name, config=builder.builder_config.name,
+                manual_dir=str(manual_dir), data_path=str(builder.data_path),
+                splits=splits,
+                skipped={k: v for k, v in builder.skipped.items() if v})
+  path = Path(str(builder.data_path)) / 'build_report.json'
+  path.write_text(json.dumps(report, indent=2))
+  n_skipped = sum(len(v) for v in builder.skipped.values())
+  log.info('built %s: %s; skipped %d bad faces; report %s', spec,
+           ', '.join(f'{k} {v}' for k, v in splits.items()), n_skipped, path)
+  return report
