@@ -129,3 +129,11 @@ def get(name: str) -> Layout:
   except KeyError:
     raise KeyError(f'unknown layout {name!r}; known layouts: '
                    f'{", ".join(sorted(LAYOUTS))}') from None
+
+
+def inter_ocular(points, eyes: tuple[int, int]):
+  """(...,) distance between points `eyes[0]` and `eyes[1]` of (..., N, 2)
+  landmarks (a layout's `outer_eye_corners`): the inter-ocular normaliser
+  of the metrics, SLPT's loss and the training NME. NumPy or JAX arrays."""
+  d = points[..., eyes[0], :] - points[..., eyes[1], :]
+  return (d * d).sum(-1) ** 0.5

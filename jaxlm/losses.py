@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from jaxlm.layouts import inter_ocular
+
 
 def weighted_l1(pred, target, weight):
   """TUFA's L1 loss (thesis Eq. 6.12), averaged over all decoder layers.
@@ -46,7 +48,7 @@ def normalized_l2(landmarks, target, weight, eyes: tuple[int, int]):
   Returns:
     (loss, per-stage losses (S,)).
   """
-  iod = jnp.linalg.norm(target[:, eyes[0]] - target[:, eyes[1]], axis=-1)
+  iod = inter_ocular(target, eyes)
   iod = jnp.maximum(iod, 1e-6)  # (B,)
   dist = jnp.sqrt(((landmarks - target) ** 2).sum(-1) + 1e-12)  # (S,L,B,N)
   per_face = (dist * weight).sum(-1) / jnp.maximum(weight.sum(-1), 1.0)

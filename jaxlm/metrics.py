@@ -31,8 +31,7 @@ def normaliser(gt, layout: layouts_lib.Layout | str, kind='inter_ocular',
     layout = layouts_lib.get(layout)
   gt = np.asarray(gt, np.float64)
   if kind == 'inter_ocular':
-    i, j = layout.outer_eye_corners
-    return np.linalg.norm(gt[:, i] - gt[:, j], axis=-1)
+    return layouts_lib.inter_ocular(gt, layout.outer_eye_corners)
   if kind == 'inter_pupil':
     a, b = _pupil_centres(gt, layout)
     return np.linalg.norm(a - b, axis=-1)

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from jaxlm import cli
 from jaxlm.cli import main
 from jaxlm.data.synthetic import SyntheticFaces
 from jaxlm.plots import save_rgb
@@ -110,3 +111,11 @@ def test_console_entry_point_exit_code(tmp_path):
                      text=True)
   assert r.returncode == 2
   assert r.stderr.strip().splitlines()[-1].startswith('error: checkpoint')
+
+
+def test_convert_offers_every_converter_kind():
+  from jaxlm import convert
+  parser = cli.build_parser()
+  sub = next(a for a in parser._actions if a.dest == 'command')
+  kind = next(a for a in sub.choices['convert']._actions if a.dest == 'kind')
+  assert set(kind.choices) == set(convert.KINDS)

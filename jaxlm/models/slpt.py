@@ -189,7 +189,6 @@ class SLPT(nn.Module):
       centres = prompts.astype(jnp.float32)
       queries = jnp.broadcast_to(queries, (b,) + queries.shape)
       structure = structure[None]
-    n = centres.shape[1]
     feature_maps = make_backbone(self.backbone, self.width, self.dtype,
                                  self.pos_init, self.pos_init_scale)(
                                      images, train)

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
+from jaxlm.layouts import inter_ocular
+
 BATCH_AXES = ('data', 'fsdp')
 
 
@@ -27,7 +29,7 @@ def _local_sums(pred, target, weight, eyes):
   count = weight.sum(-1)
   per_face = (err * weight).sum(-1) / jnp.maximum(count, 1.0)
   if eyes is not None:
-    norm = jnp.linalg.norm(target[:, eyes[0]] - target[:, eyes[1]], axis=-1)
+    norm = inter_ocular(target, eyes)
   else:
     inf = jnp.where(weight[..., None] > 0, 0.0, jnp.inf)
     lo = (target + inf).min(axis=1)
