@@ -15,7 +15,8 @@ import pytest
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
-from jaxlm.convert import conv, unflatten  # noqa: E402
+from jaxlm.checkpoints import unflatten  # noqa: E402
+from jaxlm.convert.rules import conv  # noqa: E402
 from jaxlm.models import vit  # noqa: E402
 from jaxlm.models.resnet import ResNet  # noqa: E402
 
