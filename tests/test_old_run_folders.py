@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxlm import checkpoints, cli
+from jaxlm.errors import JaxlmError
 from jaxlm.inference import Predictor
 from jaxlm.train.loop import train
 
@@ -52,3 +53,26 @@ def test_old_encoder_folder_initialises_training(tmp_path):
   assert set(got) == set(want) and meta['kind'] == 'dino'
   for k in want:
     np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_a_vit_backbone_of_slpt_takes_the_encoder(tmp_path):
+  """The family says where its ViT lives (SLPT: backbone/vit), so
+  `init.encoder` reaches it, not only TUFA's `encoder`."""
+  from conftest import tiny_slpt_config
+  c = tiny_slpt_config(steps=1, image_size=32)
+  c.model.variant = 'vit:' + checkpoints.load_meta(
+      FIXTURES / 'dino_encoder')['variant']
+  c.optim.lr = 0.0
+  c.init = ml_collections.ConfigDict(dict(
+      encoder=str(FIXTURES / 'dino_encoder')))
+  train(c, tmp_path / 'run', progress=False)
+  got = checkpoints.load_run(tmp_path / 'run').variables['params']
+  want = checkpoints.flatten(checkpoints.load_weights(
+      FIXTURES / 'dino_encoder')[0])
+  got = checkpoints.flatten(got['backbone']['vit'])
+  assert set(got) == set(want)
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+  c.model.variant = 'hrnet_lite'
+  with pytest.raises(JaxlmError, match='has no ViT encoder'):
+    train(c, tmp_path / 'run2', progress=False)

@@ -86,9 +86,13 @@ def setup(config) -> Experiment:
   validate(config)
   family = models.family_of(config.model)
   init = config.get('init', {})
-  if (family.encoder(family.complete(config.model)) is not None and
-      'init' in config and not (init.get('encoder', '') or
-                                init.get('checkpoint', ''))):
+  has_encoder = family.encoder(family.complete(config.model)) is not None
+  if init.get('encoder', '') and not has_encoder:
+    raise JaxlmError(f'config key init.encoder={init.encoder}: model '
+                     f'{config.model.name} with variant {config.model.variant}'
+                     f' has no ViT encoder to initialise')
+  if has_encoder and 'init' in config and not (init.get('encoder', '') or
+                                               init.get('checkpoint', '')):
     log.warning('init.encoder is empty: the encoder starts from random '
                 'weights, not DINO')
   specs = sources.dataset_specs(config.data.train, config.data.image_size,
@@ -128,11 +132,7 @@ def load_encoder_init(path, exp: Experiment, params):
   match the model's; the arrays are placed like the current ones."""
   where = f'config key init.encoder={path}'
   model_cfg = exp.family.complete(exp.config.model)
-  target = exp.family.encoder(model_cfg)
-  if target is None:
-    raise JaxlmError(f'{where}: model {model_cfg.name} with variant '
-                     f'{model_cfg.variant} has no ViT encoder to initialise')
-  keys, variant = target
+  keys, variant = exp.family.encoder(model_cfg)  # checked by `setup`
   loaded, meta = checkpoints.load_weights(path)
   if meta.get('kind') not in checkpoints.ENCODER_KINDS:
     raise JaxlmError(f'{where}: a converted {meta.get("kind")!r} checkpoint, '
