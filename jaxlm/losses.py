@@ -79,3 +79,21 @@ def gaussian_nll(offset, variance, box_min, box_size, target, weight):
       w.sum() * nll.shape[1] * 2.0, 1.0)
   s = _stage_weights(offset.shape[0])
   return (s * per_stage).sum(), per_stage
+
+
+def weighted_mse(pred, target, weight):
+  """Mean squared error on coordinates, weighted per landmark (paper 003's
+  MSE loss of direct regression).
+
+  Args:
+    pred, target: (B, N, 2) in crop units; target must be finite where the
+      weight is 0 (the pipeline gives 0 there).
+    weight: (B, N) per-landmark weights (0 removes a point).
+
+  Returns:
+    scalar: sum w (pred - target)^2 / (2 * sum w); with all weights 1 this is
+    the mean over every coordinate, as torch.nn.MSELoss().
+  """
+  err = ((pred - target) ** 2).sum(-1)  # (B, N)
+  denom = jnp.maximum(weight.sum(), 1.0) * 2.0
+  return (err * weight).sum() / denom

@@ -13,13 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.errors import JaxlmError
-from jaxlm.models import dslpt, slpt, tufa
+from jaxlm.models import direct_regression, dslpt, slpt, tufa
 from jaxlm.models.family import Family
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     tufa.FAMILY,
     slpt.FAMILY,
     dslpt.FAMILY,
+    direct_regression.FAMILY,
 )}
 
 

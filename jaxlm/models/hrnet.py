@@ -15,7 +15,8 @@ finest (270 channels) and maps them to `out_dim`:
 Module names follow the official PyTorch keys with the sequence indices
 joined by '_' (`stage3.2.fuse_layers.2.0.1.0.weight` ->
 `stage3_2/fuse_layers_2_0_1_0/kernel`), which keeps the converter a rename.
-BatchNorm as torch's (momentum 0.01 -> flax 0.99, eps 1e-5); its statistics
+BatchNorm as torch's (momentum 0.01 -> flax 0.99, eps 1e-5; `batch_norm`
+and the blocks take another momentum for other networks); its statistics
 live in the `batch_stats` collection. Convolutions start from N(0, 0.001) as
 the official `init_weights` does.
 """
@@ -47,8 +48,10 @@ def conv(x, features, kernel, stride=1, bias=False, name=None, dtype=None):
                  kernel_init=conv_init, dtype=dtype, name=name)(x)
 
 
-def batch_norm(x, train, name):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.99,
+def batch_norm(x, train, name, momentum=0.99):
+  """BatchNorm, eps 1e-5; flax `momentum` = 1 - torch's (0.99: SLPT's and
+  HRNet's 0.01; 0.9: torch's default 0.1)."""
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum,
                       epsilon=1e-5, dtype=x.dtype, name=name)(x)
 
 
@@ -63,17 +66,17 @@ class BasicBlock(nn.Module):
   stride: int = 1
   downsample: bool = False
   dtype: jnp.dtype = jnp.float32
+  momentum: float = 0.99  # of its BatchNorms (flax convention)
 
   @nn.compact
   def __call__(self, x, train=False):
+    bn = lambda y, name: batch_norm(y, train, name, self.momentum)
     y = conv(x, self.features, 3, self.stride, name='conv1', dtype=self.dtype)
-    y = nn.relu(batch_norm(y, train, 'bn1'))
-    y = batch_norm(conv(y, self.features, 3, name='conv2', dtype=self.dtype),
-                   train, 'bn2')
+    y = nn.relu(bn(y, 'bn1'))
+    y = bn(conv(y, self.features, 3, name='conv2', dtype=self.dtype), 'bn2')
     if self.downsample:
-      x = batch_norm(conv(x, self.features, 1, self.stride,
-                          name='downsample_0', dtype=self.dtype),
-                     train, 'downsample_1')
+      x = bn(conv(x, self.features, 1, self.stride, name='downsample_0',
+                  dtype=self.dtype), 'downsample_1')
     return nn.relu(y + x)
 
 
@@ -83,19 +86,19 @@ class Bottleneck(nn.Module):
   stride: int = 1
   downsample: bool = False
   dtype: jnp.dtype = jnp.float32
+  momentum: float = 0.99  # of its BatchNorms (flax convention)
 
   @nn.compact
   def __call__(self, x, train=False):
-    y = nn.relu(batch_norm(conv(x, self.planes, 1, name='conv1',
-                                dtype=self.dtype), train, 'bn1'))
-    y = nn.relu(batch_norm(conv(y, self.planes, 3, self.stride, name='conv2',
-                                dtype=self.dtype), train, 'bn2'))
-    y = batch_norm(conv(y, 4 * self.planes, 1, name='conv3',
-                        dtype=self.dtype), train, 'bn3')
+    bn = lambda y, name: batch_norm(y, train, name, self.momentum)
+    y = nn.relu(bn(conv(x, self.planes, 1, name='conv1', dtype=self.dtype),
+                   'bn1'))
+    y = nn.relu(bn(conv(y, self.planes, 3, self.stride, name='conv2',
+                        dtype=self.dtype), 'bn2'))
+    y = bn(conv(y, 4 * self.planes, 1, name='conv3', dtype=self.dtype), 'bn3')
     if self.downsample:
-      x = batch_norm(conv(x, 4 * self.planes, 1, self.stride,
-                          name='downsample_0', dtype=self.dtype),
-                     train, 'downsample_1')
+      x = bn(conv(x, 4 * self.planes, 1, self.stride, name='downsample_0',
+                  dtype=self.dtype), 'downsample_1')
     return nn.relu(y + x)
 
 
