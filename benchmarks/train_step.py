@@ -4,11 +4,14 @@ r"""Training-step throughput: img/s, step time, peak memory, MFU.
   python benchmarks/train_step.py --mesh 2,4,1 --batch 16   # any mesh
   python benchmarks/train_step.py --model slpt --variant hrnet_lite
   python benchmarks/train_step.py --model dslpt --variant hrnet resnet34
+  python benchmarks/train_step.py --model regression --prompts 68 \
+      --image-size 224
+  python benchmarks/train_step.py --config configs/slpt_demo.py:dslpt
 
-`--model` picks the config (tufa: configs/tufa_vits16_multi.py, slpt:
-configs/slpt_hrnet_lite_wflw.py, dslpt: configs/dslpt_hrnet_wflw.py);
-`--variant` is the ViT variant (TUFA) or the backbone (SLPT/DSLPT, which
-predict all `--prompts` points).
+`--model` picks a config (`CONFIGS`), `--config` any other (every family
+works: the family says whether it trains on anchor subsets); `--variant` is
+the ViT variant (TUFA) or the backbone (SLPT/DSLPT/regression, which
+predict all `--prompts` points), by default the config's.
 
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
@@ -50,16 +53,19 @@ def peak_memory_gib():
   return rss, 'host max RSS'
 
 
+# --model NAME: the config whose settings are timed (--config takes any)
 CONFIGS = {'tufa': 'configs/tufa_vits16_multi.py',
            'slpt': 'configs/slpt_hrnet_lite_wflw.py',
-           'dslpt': 'configs/dslpt_hrnet_wflw.py'}
+           'dslpt': 'configs/dslpt_hrnet_wflw.py',
+           'regression': 'configs/regression_resnet18_300w.py'}
 LAYOUT_OF = {98: 'syn98', 68: 'syn68', 29: 'syn29', 19: 'syn19'}
 
 
 def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
-          mesh_shape=None, model_name='tufa'):
-  cfg = load_config(CONFIGS[model_name])
-  cfg.model.variant = variant
+          mesh_shape=None, model_name='tufa', config=None):
+  cfg = load_config(config or CONFIGS[model_name])
+  model_name = cfg.model.name
+  cfg.model.variant = variant or cfg.model.variant
   cfg.model.dtype = dtype
   cfg.data.image_size = image_size
   from jaxlm import models  # pylint: disable=g-import-not-at-top
@@ -109,7 +115,7 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
   LAST.update(step_s=dt, img_per_s=batch / dt, flops=flops)
   mem, mem_kind = peak_memory_gib()
   dev = jax.local_devices()[0]
-  line = (f'{model_name} {variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
+  line = (f'{model_name} {cfg.model.variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
           f'{image_size}px mesh {"x".join(map(str, mesh.shape.values()))} | '
           f'{batch / dt:9.1f} img/s | step {dt * 1e3:8.1f} '
           f'ms (median of {steps}) | first step {compile_s:5.1f} s | '
@@ -126,6 +132,8 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--model', default='tufa', choices=sorted(CONFIGS))
+  p.add_argument('--config', default=None,
+                 help='time this config instead of --model\'s')
   p.add_argument('--variant', nargs='+', default=None,
                  help='ViT variant (tufa, default S/16) or backbone (slpt: '
                  'hrnet_lite, dslpt: hrnet; also resnet34/50, vit:<v>)')
@@ -142,12 +150,10 @@ def main():
   mesh_shape = tuple(int(v) for v in a.mesh.split(',')) if a.mesh else None
   print(f'jax {jax.__version__} on {jax.local_devices()[0].device_kind} '
         f'x{jax.local_device_count()}', flush=True)
-  variants = a.variant or [{'tufa': 'S/16', 'slpt': 'hrnet_lite',
-                            'dslpt': 'hrnet'}[a.model]]
-  for v in variants:
+  for v in a.variant or [None]:  # None: the config's own variant
     for b in a.batch:
       bench(v, b, a.prompts, a.dtype, a.steps, a.image_size, a.peak_tflops,
-            mesh_shape, a.model)
+            mesh_shape, a.model, a.config)
 
 
 if __name__ == '__main__':

@@ -65,6 +65,9 @@ def prompts_for(name, ecfg, model, family, variables, datasets, image_size,
     baseline = np.asarray(table)[offset:offset + n]
     return prompts, baseline, False
   if spec == 'mean_shape':
+    family.check_prompts(layouts_lib.get(ecfg.layout).num_points, datasets,
+                         f'data.eval.{name} (zero-shot, layout '
+                         f'{ecfg.layout})')
     p = _zero_shot_prompts(name, ecfg, image_size, mean_samples, data_dir)
     return p, p, True
   raise JaxlmError(f'data.eval.{name}.prompts: {spec!r} is neither a '

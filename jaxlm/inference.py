@@ -100,6 +100,7 @@ class Predictor:
                          f'(N, 2) anchors in [0, 1] crop units')
       if not np.all(np.isfinite(p)):
         raise JaxlmError(f'prompt file {spec} has non-finite values')
+      self.family.check_prompts(len(p), self.datasets, f'prompt file {spec}')
       return p.astype(np.float32)
     layouts = {d: self.config.data.train[d].layout for d in names}
     match = [d for d in names if spec in (d, layouts[d])]

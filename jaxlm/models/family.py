@@ -75,6 +75,9 @@ class Family:
     anchor_masking: trains on random subsets of `data.num_anchors` points
       per face (TUFA); otherwise `data.num_anchors` must be 0 (every point,
       in layout order).
+    any_prompts: predicts prompts of any number of points (zero-shot
+      shapes, TUFA); otherwise prompts must have the N points of the
+      training layout.
     mean_shape_path: where in `constants` the concatenated mean shapes live.
     encoder: model config -> (params path, ViT variant) of the ViT that
       `init.encoder` (a converted DINO checkpoint) initialises, or None.
@@ -86,6 +89,7 @@ class Family:
   landmarks: Callable[[Any], Any]
   uncertainty: Callable[[Any], Any] | None = None
   anchor_masking: bool = False
+  any_prompts: bool = False
   mean_shape_path: tuple[str, ...] = ('mean_shape',)
   encoder: Callable[[ml_collections.ConfigDict], tuple | None] = _no_encoder
 
@@ -119,3 +123,11 @@ class Family:
       out[path[0]] = table if len(path) == 1 else put(node[path[0]], path[1:])
       return out
     return put(constants, self.mean_shape_path)
+
+  def check_prompts(self, num_prompts: int, datasets, what: str):
+    """JaxlmError naming `what` unless the family can predict
+    `num_prompts` points."""
+    n = sum(k for _, k in datasets)
+    if not self.any_prompts and num_prompts != n:
+      raise JaxlmError(f'{what}: {num_prompts} points, but model {self.name} '
+                       f'predicts the {n} points of its training layout only')

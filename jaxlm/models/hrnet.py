@@ -27,17 +27,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlm.models.vit import IMAGENET_MEAN, IMAGENET_STD
+from jaxlm.models.vit import normalize_images
 
 conv_init = nn.initializers.normal(0.001)
 VARIANTS = {'lite': (1, 1, 1), 'full': (1, 4, 3)}
 WIDTHS = (18, 36, 72, 144)
-
-
-def normalize_images(images):
-  """uint8/float RGB [0, 255] -> ImageNet-normalised float32."""
-  x = images.astype(jnp.float32) / 255.0
-  return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
 
 
 def conv(x, features, kernel, stride=1, bias=False, name=None, dtype=None):

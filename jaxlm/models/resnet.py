@@ -30,8 +30,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxlm.models.hrnet import (BasicBlock, Bottleneck, batch_norm, conv,
-                                normalize_images)
+from jaxlm.models.hrnet import BasicBlock, Bottleneck, batch_norm, conv
+from jaxlm.models.vit import normalize_images
 
 DEPTHS = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
           50: ('bottleneck', (3, 4, 6, 3))}

@@ -138,5 +138,6 @@ def _loss(model, train_layouts):
 FAMILY = Family(
     name='tufa', defaults=_defaults, build=_build, loss=_loss,
     landmarks=lambda outputs: outputs[-1],  # the last decoder layer
-    anchor_masking=True, mean_shape_path=('alignment', 'mean_shape'),
+    anchor_masking=True, any_prompts=True,
+    mean_shape_path=('alignment', 'mean_shape'),
     encoder=lambda c: (('encoder',), c.variant))

@@ -25,7 +25,7 @@ def tiny_regression_config(steps=40, image_size=32):
   return c
 
 
-def test_train_lowers_the_mse_then_eval_and_predict(tmp_path):
+def test_train_lowers_the_mse_then_eval_and_predict(tmp_path, capsys):
   c = tiny_regression_config()
   work = tmp_path / 'run'
   out = train(c, work, progress=False)
@@ -66,3 +66,16 @@ def test_train_lowers_the_mse_then_eval_and_predict(tmp_path):
   assert result['num_points'] == 68 and points.shape == (68, 2)
   assert np.all(np.isfinite(points)) and 'uncertainty' not in result
   assert np.all((points > -8) & (points < 40))  # near the 32 px image
+
+  # a prompt file of another point count is one clear error (exit 2), as is
+  # a zero-shot eval layout: the family predicts its one layout only
+  p29 = tmp_path / 'p29.npy'
+  np.save(p29, np.full((29, 2), 0.5, np.float32))
+  assert cli.main(['predict', '--workdir', str(work), '--image', str(face),
+                   '--crop', 'none', '--layout', str(p29),
+                   '--no-progress']) == 2
+  assert 'predicts the 68 points' in capsys.readouterr().err
+  assert cli.main(['eval', '--workdir', str(work), '--no-progress',
+                   '--config.data.eval.syn68.prompts=mean_shape',
+                   '--config.data.eval.syn68.layout=syn29']) == 2
+  assert 'data.eval.syn68 (zero-shot' in capsys.readouterr().err
