@@ -26,9 +26,17 @@ a loaded tree against the shapes a model expects.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
+import os
 import shutil
+import socket
+import sys
 import tempfile
+import threading
+import time
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,6 +47,8 @@ import orbax.checkpoint as ocp
 
 from jaxlm.config import from_json
 from jaxlm.errors import JaxlmError
+
+log = logging.getLogger('jaxlm')
 
 CONFIG_FILE = 'config.json'
 DATASETS_FILE = 'datasets.json'
@@ -95,6 +105,89 @@ def check_tree(expected, got, what='checkpoint'):
   raise JaxlmError(f'{what} does not match the model: ' + '; '.join(parts))
 
 
+def checksums(tree) -> dict[str, int]:
+  """{path: CRC-32 of the array's bytes} of every addressable array leaf
+  (arrays sharded over other processes are left out)."""
+  out = {}
+  for path, leaf in flatten(tree).items():
+    if leaf is None or (isinstance(leaf, jax.Array) and
+                        not leaf.is_fully_addressable):
+      continue
+    a = np.ascontiguousarray(np.asarray(leaf))
+    out[path] = zlib.crc32(a.view(np.uint8).reshape(-1).data) if a.size else 0
+  return out
+
+
+class CorruptCheckpoint(JaxlmError):
+  """A checkpoint whose arrays do not match the checksums saved with it."""
+
+
+def verify_checksums(tree, expected: dict | None, where: str):
+  """Raises CorruptCheckpoint naming the arrays whose bytes changed since
+  they were saved (`expected` from `checksums`; None: nothing recorded)."""
+  if not expected:
+    return
+  got = checksums(tree)
+  bad = sorted(k for k, v in expected.items() if k in got and got[k] != v)
+  if bad:
+    raise CorruptCheckpoint(f'{where}: the data of {len(bad)} array(s) '
+                            f'changed since they were saved (corrupt files?):'
+                            f' {", ".join(bad[:5])}')
+
+
+# Lines of the tracebacks TensorStore's in-flight reads print when a failed
+# orbax restore has closed its event loop (see _quiet_failed_restore).
+_CLOSED_LOOP_NOISE = ('Traceback (most recent call last):',
+                      'asyncio/base_events.py', 'self._check_closed()',
+                      "raise RuntimeError('Event loop is closed')",
+                      'RuntimeError: Event loop is closed')
+
+
+class _HeldStderr(io.TextIOBase):
+  """Collects what is written (from any thread) for `_quiet_failed_restore`."""
+
+  def __init__(self):
+    super().__init__()
+    self.parts, self.lock = [], threading.Lock()
+
+  def write(self, text):
+    with self.lock:
+      self.parts.append(text)
+    return len(text)
+
+  def text(self):
+    with self.lock:
+      return ''.join(self.parts)
+
+
+@contextlib.contextmanager
+def _quiet_failed_restore(grace_s: float = 0.5):
+  """Runs a restore without the noise of a failed one.
+
+  When an orbax restore fails (a corrupt or half-written checkpoint), orbax
+  closes its asyncio loop while TensorStore still has reads of the other
+  arrays in flight; each completion then fails to reach the closed loop and
+  prints a 'RuntimeError: Event loop is closed' traceback from its thread:
+  harmless, but hundreds to thousands of lines around the one warning that
+  matters. Stderr is held during the restore (and `grace_s` after a
+  failure, for the reads still in flight), then written out without them.
+  """
+  real, held = sys.stderr, _HeldStderr()
+  sys.stderr = held
+  try:
+    yield
+  except BaseException:
+    time.sleep(grace_s)
+    raise
+  finally:
+    sys.stderr = real
+    kept = [line for line in held.text().splitlines(keepends=True)
+            if not any(n in line for n in _CLOSED_LOOP_NOISE)]
+    if kept:
+      real.write(''.join(kept))
+      real.flush()
+
+
 # --- folders -----------------------------------------------------------------
 
 
@@ -133,15 +226,71 @@ def load_meta(path) -> dict:
   return json.loads(f.read_text())
 
 
+def check_writable(folder):
+  """Creates `folder` if needed and checks a file can be written there;
+  JaxlmError naming the folder and the cause otherwise."""
+  folder = Path(folder)
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix='.write-test-', dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise JaxlmError(f'{folder} is not writable: {e.strerror or e}') from None
+
+
+class WorkdirLock:
+  """An exclusive lock on a run folder while one trainer writes it.
+
+  `flock` on `<run>/.lock`: the kernel releases it when the process exits
+  or dies, so a lock left by a crashed run never blocks; the file records
+  the holder's host and pid for the message a second trainer gets.
+  """
+
+  FILE = '.lock'
+
+  def __init__(self, run):
+    self.path = Path(run) / self.FILE
+    self.fd = None
+
+  def acquire(self):
+    import fcntl  # pylint: disable=g-import-not-at-top
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.read(fd, 256).decode(errors='replace').strip() or 'unknown'
+      os.close(fd)
+      raise JaxlmError(f'{self.path.parent} is being trained by another '
+                       f'process ({holder}); wait for it to finish or use '
+                       f'another --workdir') from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f'pid {os.getpid()} on {socket.gethostname()} since '
+             f'{time.strftime("%Y-%m-%d %H:%M:%S")}'.encode())
+    self.fd = fd
+    return self
+
+  def release(self):
+    if self.fd is not None:
+      os.close(self.fd)  # closing the descriptor releases the flock
+      self.fd = None
+
+  def __enter__(self):
+    return self.acquire()
+
+  def __exit__(self, *exc):
+    self.release()
+
+
 # --- weights folders -----------------------------------------------------------
 
 
 def save_weights(dst, tree: dict, meta: dict):
   """Writes `dst/params` (orbax) + `dst/convert.json` atomically."""
   with atomic_dir(dst) as tmp:
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save(tmp / PARAMS_DIR, tree)
-    ckptr.wait_until_finished()
+    with ocp.StandardCheckpointer() as ckptr:
+      ckptr.save(tmp / PARAMS_DIR, tree)
+      ckptr.wait_until_finished()
     write_meta(tmp, meta)
 
 
@@ -149,7 +298,8 @@ def load_weights(path) -> tuple[dict, dict]:
   """(params tree of numpy arrays, meta) of a weights folder."""
   path = Path(path).expanduser().absolute()
   meta = load_meta(path)
-  tree = ocp.StandardCheckpointer().restore(path / PARAMS_DIR)
+  with ocp.StandardCheckpointer() as ckptr:
+    tree = ckptr.restore(path / PARAMS_DIR)
   return jax.tree_util.tree_map(np.asarray, tree), meta
 
 
@@ -195,12 +345,14 @@ class Checkpointer:
     return dst
 
   def save(self, step: int, tree, data_state: dict | None = None):
-    """Saves `tree` (a pytree: a TrainState or a variables dict)."""
+    """Saves `tree` (a pytree: a TrainState or a variables dict), with the
+    CRC-32 of every array in the data item (checked on restore)."""
     import flax  # pylint: disable=g-import-not-at-top
     tree = flax.serialization.to_state_dict(tree)
+    data = dict(data_state or {}, checksums=checksums(tree))
     self.manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(tree),
-        data=ocp.args.JsonSave(data_state or {})), force=True)
+        data=ocp.args.JsonSave(data)), force=True)
 
   def restore(self, abstract_state, step: int | None = None):
     """(state, data_state) of `step` (default latest), shaped like target."""
@@ -208,15 +360,19 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     target = flax.serialization.to_state_dict(abstract_state)
     try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target),
-          data=ocp.args.JsonRestore()))
+      with _quiet_failed_restore():
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target),
+            data=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as e:
       raise JaxlmError(f'checkpoint {self.directory / str(step)} cannot be '
                        f'restored into this config\'s model: {e}') from None
+    data = dict(restored['data'] or {})
+    verify_checksums(restored['state'], data.pop('checksums', None),
+                     f'checkpoint {self.directory / str(step)}')
     state = flax.serialization.from_state_dict(abstract_state,
                                                restored['state'])
-    return state, dict(restored['data'] or {})
+    return state, data
 
   def wait(self):
     self.manager.wait_until_finished()
@@ -258,27 +414,52 @@ def find_run(path) -> tuple[Path, Path | None]:
                    f'with {CONFIG_FILE}, or <run>/checkpoints/<step>)')
 
 
-def load_run(path) -> Run:
-  """The config, datasets and variables of a run folder (the newest step)
-  or of one step folder. Raises JaxlmError when there is no checkpoint."""
-  run, step_dir = find_run(path)
-  config = from_json((run / CONFIG_FILE).read_text())
-  datasets = [tuple(x) for x in json.loads((run / DATASETS_FILE).read_text())]
-  if step_dir is None:
-    ckpts = run / 'checkpoints'
-    steps = sorted(int(p.name) for p in ckpts.glob('*')
-                   if p.name.isdigit()) if ckpts.exists() else []
-    if not steps:
-      raise JaxlmError(f'no finished checkpoint in {ckpts}')
-    step_dir = ckpts / str(steps[-1])
+def _read_step(step_dir: Path) -> dict:
+  """The variables of one step folder, checked against its checksums."""
   state_dir = step_dir / 'state'
   if not state_dir.exists():
     raise JaxlmError(f'checkpoint {step_dir} has no state (incomplete?)')
-  tree = ocp.StandardCheckpointer().restore(state_dir)
+  # Checkpointers are closed after use: left to the garbage collector they
+  # print "Event loop is closed" errors by the thousand at exit.
+  with ocp.StandardCheckpointer() as ckptr, _quiet_failed_restore():
+    tree = ckptr.restore(state_dir)
+  data = {}
+  if (step_dir / 'data').exists():
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
+      data = ckptr.restore(step_dir / 'data') or {}
+  verify_checksums(tree, data.get('checksums'), f'checkpoint {step_dir}')
   # A run trained with an EMA is evaluated with the averaged weights.
   params = tree['ema'] if tree.get('ema') is not None else tree['params']
   variables = {'params': params, 'constants': tree['constants']}
   if tree.get('batch_stats') is not None:  # BatchNorm statistics
     variables['batch_stats'] = tree['batch_stats']
-  variables = jax.tree_util.tree_map(np.asarray, variables)
-  return Run(config, datasets, variables, int(step_dir.name))
+  return jax.tree_util.tree_map(np.asarray, variables)
+
+
+def load_run(path) -> Run:
+  """The config, datasets and variables of a run folder (its newest
+  readable step: newer ones that cannot be read or fail their checksums are
+  skipped with a warning) or of one step folder. JaxlmError when there is
+  no readable checkpoint."""
+  run, step_dir = find_run(path)
+  config = from_json((run / CONFIG_FILE).read_text())
+  datasets = [tuple(x) for x in json.loads((run / DATASETS_FILE).read_text())]
+  if step_dir is not None:
+    return Run(config, datasets, _read_step(step_dir), int(step_dir.name))
+  ckpts = run / 'checkpoints'
+  steps = sorted((int(p.name) for p in ckpts.glob('*') if p.name.isdigit()),
+                 reverse=True) if ckpts.exists() else []
+  if not steps:
+    raise JaxlmError(f'no finished checkpoint in {ckpts}')
+  errors = []
+  for step in steps:
+    try:
+      variables = _read_step(ckpts / str(step))
+    except Exception as e:  # orbax/tensorstore raise many kinds
+      errors.append(e)
+      log.warning('checkpoint %s cannot be read (%s); trying the previous '
+                  'one', ckpts / str(step), str(e).splitlines()[0][:200])
+      continue
+    return Run(config, datasets, variables, step)
+  raise JaxlmError(f'no checkpoint in {ckpts} can be read; the newest: '
+                   f'{str(errors[0]).splitlines()[0][:300]}')

@@ -27,15 +27,25 @@ log = logging.getLogger('jaxlm')
 
 
 class MetricWriter:
-  """Scalars to TensorBoard event files and to `metrics.jsonl`."""
+  """Scalars to TensorBoard event files and to `metrics.jsonl`.
 
-  def __init__(self, workdir, enabled: bool = True):
+  `metrics.jsonl` holds each step once: a session that resumes from step
+  `start` first drops the lines of later steps (written by the interrupted
+  session after its last checkpoint).
+  """
+
+  def __init__(self, workdir, enabled: bool = True, start: int = 0):
     self.enabled = enabled
     if not enabled:  # only the primary process writes
       return
     from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(str(Path(workdir) / 'tb'))
-    self.jsonl = open(Path(workdir) / 'metrics.jsonl', 'a')
+    path = Path(workdir) / 'metrics.jsonl'
+    if path.exists():
+      kept = [line for line in path.read_text().splitlines(keepends=True)
+              if _step_of(line) <= start]
+      path.write_text(''.join(kept))
+    self.jsonl = open(path, 'a')
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:
@@ -51,6 +61,14 @@ class MetricWriter:
       return
     self.tb.close()
     self.jsonl.close()
+
+
+def _step_of(line: str) -> float:
+  """The step of a metrics.jsonl line (inf for a torn or foreign line)."""
+  try:
+    return float(json.loads(line)['step'])
+  except (ValueError, KeyError, TypeError):
+    return float('inf')
 
 
 @dataclasses.dataclass
@@ -224,6 +242,13 @@ def train(config, workdir, progress: bool = True,
 
   stop_at: end this session after that step (saving a checkpoint), as a
   preempted job would; the next call resumes the same run.
+
+  Nothing a run has written is lost to a failure: the primary process holds
+  an exclusive lock on the workdir (a second trainer is refused with the
+  holder named); the run's metadata is written only once its model and data
+  are known to build; no checkpoint is saved from a state that went
+  non-finite (the run stops with the last finite checkpoint intact); a
+  failed save stops training at once, keeping the checkpoints before it.
   """
   stop = {'now': False}
 
@@ -234,25 +259,72 @@ def train(config, workdir, progress: bool = True,
   # Installed first, so a SIGTERM during setup or compilation still ends in
   # a saved checkpoint instead of a killed process.
   previous = signal.signal(signal.SIGTERM, on_sigterm)
+  workdir = Path(workdir).expanduser()
+  lock = None
   try:
-    return _train(config, Path(workdir), progress, stop_at, stop)
+    exp = setup(config)
+    if jax.process_index() == 0:
+      checkpoints.check_writable(workdir)
+      lock = checkpoints.WorkdirLock(workdir).acquire()
+    return _train(exp, workdir, progress, stop_at, stop)
   finally:
+    if lock is not None:
+      lock.release()
     signal.signal(signal.SIGTERM, previous)
 
 
-def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
-  exp = setup(config)
-  size = config.data.image_size
+def _check_same_model(exp: Experiment, workdir: Path):
+  """A workdir's run must be of the same model settings as the config."""
   saved_cfg = workdir / checkpoints.CONFIG_FILE
-  if saved_cfg.exists():
-    saved = from_json(saved_cfg.read_text()).get('model', {})
-    if (model_settings(exp.family, saved) !=
-        model_settings(exp.family, config.model)):
-      raise JaxlmError(f'{workdir} holds a run of a different model config; '
-                       f'use a new --workdir')
+  if not saved_cfg.exists():
+    return
+  saved = model_settings(exp.family,
+                         from_json(saved_cfg.read_text()).get('model', {}))
+  mine = model_settings(exp.family, exp.config.model)
+  differ = sorted(k for k in set(saved) | set(mine)
+                  if saved.get(k) != mine.get(k))
+  if differ:
+    raise JaxlmError(
+        f'{workdir} holds a run of a different model config (' + ', '.join(
+            f'model.{k}: {saved.get(k)!r} there, {mine.get(k)!r} here'
+            for k in differ[:5]) + '); use a new --workdir')
+
+
+def _nonfinite_tracker():
+  """(first, step, metrics) -> first: the first step whose loss or gradient
+  norm was not finite (-1: none yet), and that loss; on device, so the
+  loop checks every step without waiting for it."""
+  def track(first, step, m):
+    bad = ~(jnp.isfinite(m['loss']) & jnp.isfinite(m['grad_norm']))
+    new = (first[0] < 0) & bad
+    return (jnp.where(new, step, first[0]),
+            jnp.where(new, m['loss'].astype(jnp.float32), first[1]))
+  return jax.jit(track, donate_argnums=0)
+
+
+@jax.jit
+def _all_finite(tree):
+  leaves = [jnp.isfinite(x).all() for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _nonfinite_error(config, step, loss, last_saved):
+  clip = float(config.optim.get('grad_clip', 0.0) or 0.0)
+  hint = ('lower optim.lr' if clip else
+          'lower optim.lr or set optim.grad_clip')
+  kept = (f'the last checkpoint (step {last_saved}) is finite and kept'
+          if last_saved is not None else 'no checkpoint was saved')
+  return JaxlmError(f'loss became {loss:g} at step {step}: training stopped '
+                    f'and nothing non-finite was saved; {kept}; {hint}'
+                    + (f' (optim.grad_clip is {clip:g})' if clip else ''))
+
+
+def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
+  config = exp.config
+  size = config.data.image_size
+  _check_same_model(exp, workdir)
   primary = jax.process_index() == 0
-  if primary:
-    checkpoints.write_run_metadata(workdir, to_json(config), exp.datasets)
   checkpointer = checkpoints.Checkpointer(workdir,
                                           config.train.keep_checkpoints)
 
@@ -269,7 +341,11 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
   init = exp.init_state(table, ema=ema_decay > 0)
   mesh = sharding.make_mesh(config.get('mesh'))
   sharding.check_batch_size(config.train.batch_size, mesh)
-  abstract = jax.eval_shape(init)
+  try:
+    abstract = jax.eval_shape(init)
+  except ValueError as e:  # a module rejects its settings (variant, size)
+    raise JaxlmError(f'config: the {config.model.name} model cannot be built'
+                     f' with these settings: {e}') from None
   state_sh = sharding.state_shardings(abstract, mesh)
   batch_sh = sharding.batch_sharding(mesh)
   data = pipeline.train_dataset(
@@ -282,6 +358,8 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
       worker_count=config.data.workers, read_threads=config.data.threads,
       augment=pipeline.augment_config(config.data.get('augment')))
   it = iter(data)
+  if primary:  # the model and data build: this workdir now holds the run
+    checkpoints.write_run_metadata(workdir, to_json(config), exp.datasets)
 
   target = jax.tree_util.tree_map(
       lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
@@ -293,6 +371,7 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
       it.set_state(json.loads(data_state['iterator']))
     log.info('resumed from %s at step %d', checkpointer.directory, latest)
   else:  # parameters are created already sharded
+    latest = None
     state = jax.jit(init, out_shardings=state_sh)()
     encoder_dir = config.get('init', {}).get('encoder', '')
     if encoder_dir:
@@ -314,15 +393,23 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
            mesh.size, jax.process_count())
   step_fn = jit_step(exp.train_step(mesh, ema_decay), state_sh, batch_sh,
                      mesh)
-  writer = MetricWriter(workdir, enabled=primary)
+  track = _nonfinite_tracker()
+  first_bad = (jnp.int32(-1), jnp.float32(0.0))
+  start = int(state.step)
+  writer = MetricWriter(workdir, enabled=primary, start=start)
   examples = (open(workdir / 'examples.jsonl', 'a', buffering=1)
               if primary and config.train.get('log_example_ids') else None)
-  start = int(state.step)
   total = int(config.train.steps)
   bar = tqdm.tqdm(total=total, initial=start,
                   disable=not progress or not primary,
                   desc='train', unit='step', dynamic_ncols=True)
   last_log, t_log, metrics = start, time.time(), {}
+
+  def check_finite():
+    step = int(first_bad[0])
+    if step >= 0:
+      raise _nonfinite_error(config, step, float(first_bad[1]), latest)
+
   try:
     for step in range(start, total):
       batch = next(it)
@@ -331,11 +418,10 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
             batch['example_id']).tolist()}) + '\n')
       state, m = step_fn(state, sharding.global_batch(batch, batch_sh))
       done = step + 1
+      first_bad = track(first_bad, jnp.int32(done), m)
       if done % config.train.log_every == 0 or done == total:
+        check_finite()
         m = {k: float(v) for k, v in jax.device_get(m).items()}
-        if not np.isfinite(m['loss']):
-          raise JaxlmError(f'loss became {m["loss"]} at step {done}; lower '
-                           f'optim.lr or set optim.grad_clip')
         dt = time.time() - t_log
         m['img_per_s'] = (done - last_log) * config.train.batch_size / dt
         last_log, t_log, metrics = done, time.time(), m
@@ -347,15 +433,34 @@ def _train(config, workdir: Path, progress, stop_at, stop) -> dict:
         stop['now'] = True
       if (done % config.train.checkpoint_every == 0 or done == total or
           stop['now']):
-        checkpointer.save(done, state, {'iterator': json.dumps(it.get_state())})
+        check_finite()
+        if not bool(_all_finite((state.params, state.opt_state))):
+          raise _nonfinite_error(config, done, float('nan'), latest)
+        try:
+          checkpointer.save(done, state,
+                            {'iterator': json.dumps(it.get_state())})
+        except Exception as e:  # disk full, permissions, a vanished bucket
+          raise JaxlmError(f'saving checkpoint {done} to '
+                           f'{checkpointer.directory} failed: {e}; training '
+                           f'stopped, the checkpoints before it are kept'
+                           ) from None
+        latest = done
       if stop['now']:
         log.warning('stopped at step %d (checkpoint saved)', done)
         break
   finally:
     bar.close()
-    checkpointer.wait()
-    checkpointer.close()
+    save_error = None
+    try:  # orbax saves asynchronously: a failed save surfaces here
+      checkpointer.wait()
+      checkpointer.close()
+    except Exception as e:  # pylint: disable=broad-except
+      save_error = e
     writer.close()
     if examples is not None:
       examples.close()
+  if save_error is not None:
+    raise JaxlmError(f'saving a checkpoint to {checkpointer.directory} '
+                     f'failed: {save_error}; the checkpoints before it are '
+                     f'kept')
   return dict(step=int(state.step), stopped=stop['now'], **metrics)
