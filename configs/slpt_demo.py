@@ -20,6 +20,9 @@ hundred.
 from jaxlm.configs.common import slpt_config, synthetic
 
 
+ARGS = ('slpt', 'dslpt')  # configs/slpt_demo.py:<arg>
+
+
 def get_config(arg=None):
   name = arg or 'slpt'
   if name not in ('slpt', 'dslpt'):

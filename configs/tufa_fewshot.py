@@ -25,6 +25,9 @@ from jaxlm.configs import tufa_demo
 from jaxlm.configs.common import synthetic, tfds
 
 
+ARGS = ('wflw',)  # configs/tufa_fewshot.py:<arg>
+
+
 def get_config(arg=None):
   c = tufa_demo.get_config()
   train_size = ml_collections.FieldReference(10)

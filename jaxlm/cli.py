@@ -19,14 +19,22 @@ log = logging.getLogger('jaxlm')
 
 
 def _setup_logging():
+  """One handler on the current stderr (calling main() again, as tests and
+  notebooks do, replaces it instead of adding another)."""
+  for old in [h for h in log.handlers if getattr(h, '_jaxlm_cli', False)]:
+    log.removeHandler(old)
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('[jaxlm] %(message)s'))
+  handler._jaxlm_cli = True  # pylint: disable=protected-access
   log.addHandler(handler)
   log.setLevel(logging.INFO)
   log.propagate = False
   logging.getLogger('absl').setLevel(logging.ERROR)
   for name in ('orbax', 'grain', 'jax._src.xla_bridge'):
     logging.getLogger(name).setLevel(logging.ERROR)
+  # "Future exception was never retrieved": the reads a failed checkpoint
+  # restore left behind (checkpoints._quiet_failed_restore), at exit
+  logging.getLogger('asyncio').setLevel(logging.CRITICAL)
 
 
 def _load(args, extra):
@@ -124,6 +132,7 @@ def cmd_convert(args, extra):
       args.kind, args.src, args.dst, variant=args.variant,
       prompts=args.prompts, config=args.config, init=args.init,
       dataset=args.dataset, layout=args.layout,
+      allow_nonfinite=args.allow_nonfinite,
       overrides=config_lib.parse_override_args(extra))
   print('\n'.join(lines))  # every parameter and the source keys it came from
   log.info('converted %s (%s, %d tensors) -> %s: %s, %s parameters',
@@ -212,6 +221,9 @@ def build_parser():
                  '(default: the config\'s)')
   c.add_argument('--layout', help='slpt/dslpt: landmark layout (default: the '
                  'config\'s, or by the number of points)')
+  c.add_argument('--allow_nonfinite', action='store_true',
+                 help='convert tensors holding NaN/inf (with a warning) '
+                 'instead of refusing the file')
   c.set_defaults(fn=cmd_convert)
 
   for sp in (t, e, r, s, b, f, c):

@@ -2,7 +2,8 @@
 
 A config is a Python file with `get_config(arg=None)` returning an
 `ml_collections.ConfigDict` (big_vision style). `configs/x.py:arg` passes
-`arg`. Overrides are `--config.key.sub=value`; the value is parsed as the
+`arg`, which must be one of the file's `ARGS` (a config without `ARGS`
+takes none). Overrides are `--config.key.sub=value`; the value is parsed as the
 type of the existing field, and unknown keys or wrong types are errors that
 name the key.
 """
@@ -49,7 +50,16 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
                      f'{type(e).__name__}: {e}') from e
   if not hasattr(module, 'get_config'):
     raise JaxlmError(f'config file {path} has no get_config() function')
-  cfg = module.get_config(arg) if arg else module.get_config()
+  accepted = tuple(getattr(module, 'ARGS', ()))
+  if arg and arg not in accepted:
+    raise JaxlmError(f'config {path}:{arg}: unknown argument {arg!r}; ' + (
+        f'accepted: {", ".join(accepted)}' if accepted else
+        'this config takes none'))
+  try:
+    cfg = module.get_config(arg) if arg else module.get_config()
+  except (ValueError, KeyError, TypeError) as e:
+    raise JaxlmError(f'config {spec}: get_config failed: '
+                     f'{type(e).__name__}: {e}') from None
   if not isinstance(cfg, ml_collections.ConfigDict):
     raise JaxlmError(f'{path}: get_config() must return a ConfigDict')
   return cfg
@@ -87,6 +97,16 @@ def _parse_value(key: str, text: str, current):
   if isinstance(current, (tuple, list)):
     if not isinstance(value, (tuple, list)):
       value = (value,)
+    kinds = {type(v) for v in current}
+    if kinds and kinds <= {int, float}:  # numbers stay numbers
+      want = float if float in kinds else int
+      ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and
+               (want is float or isinstance(v, int)) for v in value)
+      if not ok:
+        raise JaxlmError(f'config key {key}: expected a sequence of '
+                         f'{want.__name__}s like {tuple(current)}, got '
+                         f'{text!r}')
+      value = [want(v) for v in value]
     return type(current)(value)
   return value
 

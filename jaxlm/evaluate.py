@@ -109,6 +109,9 @@ def evaluate(config, predictor, out_dir, progress=True):
     layout = layouts_lib.get(ecfg.layout)
     source = sources.eval_source(
         sources.make_source(name, ecfg, size, data_dir))
+    if not len(source):
+      raise JaxlmError(f'config key data.eval.{name}: the dataset has no '
+                       f'faces to evaluate')
     prompts, baseline, zero_shot = prompts_for(
         name, ecfg, model, family, variables, datasets, size,
         config.data.mean_shape_samples, data_dir)

@@ -95,6 +95,9 @@ class Predictor:
         p = np.load(spec, allow_pickle=False)
       except (OSError, ValueError) as e:
         raise JaxlmError(f'cannot read prompt file {spec}: {e}') from None
+      if not np.issubdtype(p.dtype, np.number):
+        raise JaxlmError(f'prompt file {spec} holds {p.dtype} values; '
+                         f'expected (N, 2) numbers in [0, 1] crop units')
       if p.ndim != 2 or p.shape[1] != 2 or not len(p):
         raise JaxlmError(f'prompt file {spec} has shape {p.shape}; expected '
                          f'(N, 2) anchors in [0, 1] crop units')

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxlm import metrics  # noqa: E402
+from jaxlm.errors import JaxlmError  # noqa: E402
 
 
 def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
@@ -66,9 +67,24 @@ def tile(images, cols=4):
   return out
 
 
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
+
+
 def save_rgb(path, image_rgb):
-  if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1])):
-    raise OSError(f'could not write image {path}')
+  """Writes an RGB image (format by suffix), creating missing folders;
+  JaxlmError naming the path when it cannot."""
+  path = Path(path)
+  if path.suffix.lower() not in IMAGE_SUFFIXES:
+    suffix = path.suffix or '(no suffix)'
+    raise JaxlmError(f'{path}: unknown image format {suffix}; use one of '
+                     f'{", ".join(IMAGE_SUFFIXES)}')
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1]))
+  except (OSError, cv2.error) as e:
+    raise JaxlmError(f'cannot write {path}: {e}') from None
+  if not ok:
+    raise JaxlmError(f'cannot write {path} (permissions or disk space?)')
 
 
 def synthetic_preview(layout: str, out, num: int = 16, start: int = 0,
@@ -77,8 +93,12 @@ def synthetic_preview(layout: str, out, num: int = 16, start: int = 0,
   """`jaxlm synth`: synthetic faces `start..start+num` of `layout` (with
   their landmarks, invisible ones marked) as one .png grid or a folder of
   .png files."""
-  from jaxlm.data.synthetic import SyntheticFaces  # pylint: disable=g-import-not-at-top
-  ds = SyntheticFaces(layout, start + num, seed=seed, image_size=size)
+  from jaxlm.data import synthetic  # pylint: disable=g-import-not-at-top
+  if layout not in synthetic.SYNTHETIC_LAYOUTS:
+    raise JaxlmError(f'--layout {layout!r}: not a synthetic layout (known: '
+                     f'{", ".join(synthetic.SYNTHETIC_LAYOUTS)})')
+  ds = synthetic.SyntheticFaces(layout, start + num, seed=seed,
+                                image_size=size)
   out = Path(out)
   tiles = []
   for i in range(start, start + num):

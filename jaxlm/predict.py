@@ -63,6 +63,11 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
   if found['uncertainty'] is not None:  # per-landmark std, pixels
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
   if json_path:
-    Path(json_path).write_text(json.dumps(result, indent=1))
+    try:
+      Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+      Path(json_path).write_text(json.dumps(result, indent=1))
+    except OSError as e:
+      raise JaxlmError(f'cannot write {json_path}: {e.strerror or e}'
+                       ) from None
     log.info('wrote %s', json_path)
   return result

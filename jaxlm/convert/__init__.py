@@ -17,12 +17,17 @@ files), `slpt.py` (official SLPT / DSLPT). `convert(kind, ...)` is what
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import numpy as np
 
 from jaxlm import checkpoints, models
 from jaxlm import config as config_lib
 from jaxlm.convert.tensor_files import read_tensors
 from jaxlm.errors import ConversionError, JaxlmError
+
+log = logging.getLogger('jaxlm')
 
 # Config a whole-model conversion takes its model/eval settings from when
 # none is given (shipped in jaxlm.configs).
@@ -117,7 +122,9 @@ def convert(kind: str, src, dst, **opts) -> tuple[dict, list[str]]:
   Options: variant (expected ViT variant), prompts (tufa: NAME=FILE[:layout]
   specs), config (tufa/slpt/dslpt: the config whose model/eval settings the
   run uses; default `DEFAULT_CONFIG`), overrides ({'key': 'value'} applied to
-  it), init (slpt/dslpt: the official init_N.npz), dataset, layout.
+  it), init (slpt/dslpt: the official init_N.npz), dataset, layout,
+  allow_nonfinite (convert tensors holding NaN/inf, with a warning, instead
+  of refusing the file).
 
   Returns (meta written to convert.json, one line per converted parameter
   naming the source keys it came from).
@@ -125,10 +132,27 @@ def convert(kind: str, src, dst, **opts) -> tuple[dict, list[str]]:
   if kind not in KINDS:
     raise JaxlmError(f'convert {kind}: unknown kind (known: '
                      f'{", ".join(KINDS)})')
+  if opts.get('variant'):
+    from jaxlm.models import vit  # pylint: disable=g-import-not-at-top
+    try:
+      vit.decode_variant(opts['variant'])
+    except ValueError as e:
+      raise ConversionError(f'--variant: {e}') from None
   dst = Path(dst).expanduser()
   if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
     raise ConversionError(f'--dst {dst} exists and is not an empty folder')
   tensors = read_tensors(Path(src).expanduser())
+  bad = sorted(k for k, v in tensors.items()
+               if np.issubdtype(v.dtype, np.floating) and
+               not np.isfinite(v).all())
+  if bad and not opts.get('allow_nonfinite'):
+    raise ConversionError(
+        f'{src}: {len(bad)} tensor(s) hold NaN or infinite values: '
+        f'{", ".join(bad[:8])}{" ..." if len(bad) > 8 else ""}; nothing was '
+        f'written (--allow_nonfinite converts them anyway)')
+  if bad:
+    log.warning('%s: converting %d tensor(s) with NaN or infinite values: %s',
+                src, len(bad), ', '.join(bad[:8]))
   meta = dict(kind=kind, source=str(Path(src).expanduser().absolute()),
               source_tensors=len(tensors))
   lines = KINDS[kind](kind, tensors, str(src), dst, meta, opts)

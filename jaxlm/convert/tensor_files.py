@@ -27,6 +27,8 @@ def read_tensors(path) -> dict[str, np.ndarray]:
   path = Path(path)
   if not path.is_file():
     raise ConversionError(f'{path}: file not found')
+  if not path.stat().st_size:
+    raise ConversionError(f'{path}: empty file (0 bytes)')
   if path.suffix == '.safetensors':
     return _read_safetensors(path)
   try:
@@ -39,7 +41,7 @@ def read_tensors(path) -> dict[str, np.ndarray]:
   try:
     obj = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # pickle, zip and EOF errors differ by version
-    text = str(e)
+    text = str(e) or type(e).__name__
     if 'Weights only load failed' in text or 'Unsupported' in text:
       raise ConversionError(
           f'{path}: refused to unpickle it: it holds Python objects other '

@@ -52,9 +52,15 @@ def warp(image, m, out_size: int = 256):
 def check_box(box, width: int, height: int, where: str = '--box'):
   """Raises JaxlmError unless box is a non-empty box overlapping the image."""
   x0, y0, x1, y1 = [float(v) for v in box]
+  text = f'{where} {x0:g},{y0:g},{x1:g},{y1:g}'
+  if not np.isfinite([x0, y0, x1, y1]).all():
+    raise JaxlmError(f'{text}: coordinates must be finite')
   if not (x1 > x0 and y1 > y0):
-    raise JaxlmError(f'{where} {x0:g},{y0:g},{x1:g},{y1:g}: need x0 < x1 and '
-                     f'y0 < y1')
+    raise JaxlmError(f'{text}: need x0 < x1 and y0 < y1')
+  if x1 - x0 < 1 or y1 - y0 < 1:
+    raise JaxlmError(f'{text}: smaller than one pixel')
   if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-    raise JaxlmError(f'{where} {x0:g},{y0:g},{x1:g},{y1:g} lies outside the '
+    raise JaxlmError(f'{text} lies outside the {width}x{height} image')
+  if x0 < -width or y0 < -height or x1 > 2 * width or y1 > 2 * height:
+    raise JaxlmError(f'{text} reaches more than the image size beyond the '
                      f'{width}x{height} image')

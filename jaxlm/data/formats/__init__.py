@@ -98,6 +98,8 @@ def read_image(path) -> np.ndarray:
     data = path.read_bytes()
   except FileNotFoundError:
     raise FormatError(f'{path}: image file not found') from None
+  if not data:
+    raise FormatError(f'{path}: empty image file (0 bytes)')
   image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
   if image is None:
     raise FormatError(f'{path}: corrupt or unsupported image '
@@ -127,11 +129,18 @@ def tight_box(landmarks: np.ndarray) -> np.ndarray:
 
 
 def parse_floats(fields, where: str) -> np.ndarray:
+  """Finite numbers of a line's fields; FormatError naming `where` for a
+  field that is not a number, or is NaN or infinite (formats that encode a
+  missing point do it with finite values, converted by their reader)."""
   try:
-    return np.asarray([float(f) for f in fields], np.float64)
+    values = np.asarray([float(f) for f in fields], np.float64)
   except ValueError:
     bad = next(f for f in fields if not _is_float(f))
     raise FormatError(f'{where}: {bad!r} is not a number') from None
+  if not np.isfinite(values).all():
+    bad = fields[int(np.flatnonzero(~np.isfinite(values))[0])]
+    raise FormatError(f'{where}: {bad!r} is not a finite coordinate')
+  return values
 
 
 def _is_float(s) -> bool:
@@ -149,6 +158,12 @@ def check_record(rec: FaceRecord, num_points: int) -> FaceRecord:
                       f'{rec.layout} layout has {num_points}')
   if not rec.has_position.any():
     raise FormatError(f'{rec.where}: no landmark has a position')
+  if np.isinf(rec.landmarks).any() or (~rec.has_position & np.asarray(
+      rec.visible, bool)).any():
+    i = int(np.flatnonzero(~rec.has_position)[0])
+    raise FormatError(f'{rec.where}: landmark {i} has non-finite coordinates '
+                      f'{tuple(rec.landmarks[i])} but is not marked as '
+                      f'missing')
   x0, y0, x1, y1 = rec.box
   if not (x1 > x0 and y1 > y0):
     raise FormatError(f'{rec.where}: empty face box {tuple(rec.box)}')

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
+
+from etils import epath
 
 from jaxlm.data.formats import FormatError
 from jaxlm.data.tfds import BUILDERS
@@ -36,29 +39,71 @@ def build_dataset(spec: str, manual_dir, data_dir, skip_bad: bool = False,
   if not manual_dir.is_dir() or not any(manual_dir.iterdir()):
     raise JaxlmError(f'--manual_dir {manual_dir}: missing or empty. '
                      f'{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
-  builder = cls(config=config or None, data_dir=data_dir, skip_bad=skip_bad)
-  if builder.is_prepared() and not overwrite:
+  data_dir = os.path.expandvars(os.path.expanduser(str(data_dir)))
+  final = cls(config=config or None, data_dir=data_dir, skip_bad=skip_bad)
+  if final.is_prepared() and not overwrite:
     log.info('%s is already built at %s (--overwrite to rebuild)', spec,
-             builder.data_path)
+             final.data_path)
     return None
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
-          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  # Build into a temporary data dir next to the real one and swap it in
+  # only when complete: a failed build (or --overwrite with a bad source)
+  # leaves what was there, and no half-written folders.
+  tmp_root = epath.Path(data_dir) / f'.building-{name}-{os.getpid()}'
+  if tmp_root.exists():
+    tmp_root.rmtree()
+  builder = cls(config=config or None, data_dir=str(tmp_root),
+                skip_bad=skip_bad)
   log.info('building %s/%s from %s into %s', name, builder.builder_config.name,
            manual_dir, data_dir)
   try:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=str(manual_dir), download_mode=mode,
-        compute_stats=tfds.download.ComputeStatsMode.SKIP))
-  except FormatError as e:
-    raise JaxlmError(f'{e}; nothing was written to {data_dir}') from None
+    try:
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(
+              manual_dir=str(manual_dir),
+              compute_stats=tfds.download.ComputeStatsMode.SKIP))
+    except FormatError as e:
+      raise JaxlmError(f'{e}; nothing was written to {data_dir}') from None
+    except AssertionError as e:  # TFDS: 'No examples were yielded.'
+      if 'No examples' not in str(e):
+        raise
+      raise JaxlmError(f'{spec}: {str(e).splitlines()[0]} from {manual_dir} '
+                       f'(empty annotations, or every face bad); nothing was '
+                       f'written to {data_dir}') from None
+    empty = [k for k, v in builder.info.splits.items() if not v.num_examples]
+    if empty:
+      raise JaxlmError(f'{spec}: no face of split {", ".join(empty)} could be '
+                       f'built from {manual_dir} (empty annotations, or every '
+                       f'face bad); nothing was written to {data_dir}')
+    _swap_in(epath.Path(str(builder.data_path)),
+             epath.Path(str(final.data_path)))
+  finally:
+    if tmp_root.exists():
+      tmp_root.rmtree()
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
   report = dict(dataset=name, config=builder.builder_config.name,
-                manual_dir=str(manual_dir), data_path=str(builder.data_path),
+                manual_dir=str(manual_dir), data_path=str(final.data_path),
                 splits=splits,
                 skipped={k: v for k, v in builder.skipped.items() if v})
-  path = Path(str(builder.data_path)) / 'build_report.json'
+  path = epath.Path(str(final.data_path)) / 'build_report.json'
   path.write_text(json.dumps(report, indent=2))
   n_skipped = sum(len(v) for v in builder.skipped.values())
   log.info('built %s: %s; skipped %d bad faces; report %s', spec,
            ', '.join(f'{k} {v}' for k, v in splits.items()), n_skipped, path)
   return report
+
+
+def _swap_in(built: epath.Path, final: epath.Path):
+  """Moves a complete build to `final`, replacing what was there only once
+  the new one is in place."""
+  final.parent.mkdir(parents=True, exist_ok=True)
+  old = final.parent / f'.{final.name}.replaced-{os.getpid()}'
+  if final.exists():
+    final.rename(old)
+  try:
+    built.rename(final)
+  except BaseException:
+    if old.exists():
+      old.rename(final)
+    raise
+  if old.exists():
+    old.rmtree()

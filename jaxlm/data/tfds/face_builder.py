@@ -41,6 +41,7 @@ from jaxlm import layouts
 from jaxlm.data import crop as crop_lib
 from jaxlm.data.crop import REFERENCE_SIZE, STORE_MARGIN, STORE_SIZE
 from jaxlm.data.formats import FaceRecord, FormatError
+from jaxlm.errors import JaxlmError
 
 JPEG_QUALITY = 95
 
@@ -98,8 +99,18 @@ def encode_face(rec: FaceRecord, config: FaceConfig, manual_dir) -> dict:
   """One stored example of a record (raises FormatError on bad input)."""
   image = rec.load_image()
   h, w = image.shape[:2]
+  p = rec.landmarks[rec.has_position]
+  far = (p[:, 0] < -w) | (p[:, 0] > 2 * w) | (p[:, 1] < -h) | (p[:, 1] > 2 * h)
+  if far.any():
+    x, y = p[np.flatnonzero(far)[0]]
+    raise FormatError(f'{rec.where}: landmark at ({x:g}, {y:g}) lies more '
+                      f'than the image size outside the {w}x{h} image '
+                      f'{rec.image_path}')
   box = reference_box(rec, config.box_rule)
-  crop_lib.check_box(box, w, h, where=f'{rec.where}: face box')
+  try:
+    crop_lib.check_box(box, w, h, where=f'{rec.where}: face box')
+  except JaxlmError as e:  # a malformed face: skippable like the others
+    raise FormatError(str(e)) from None
   m = store_affine(box, config.crop_factor)
   ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(stored_crop(image, m),
                                                cv2.COLOR_RGB2BGR),
