@@ -2,8 +2,8 @@
 
 * The ResNet-18 trunk vs transformers' ResNetModel (PyTorch) with one input
   channel, in eval mode with random BatchNorm running statistics: its
-  weights are copied onto jaxlm's module tree by a mapping written here,
-  and the last hidden state (C5) must agree.
+  weights are copied onto jaxlm's module tree by the mapping of
+  resnet_vs_reference_test.py, and the last hidden state (C5) must agree.
 * The greyscale conversion vs OpenCV's RGB -> GRAY (which rounds to uint8).
 * `weighted_mse` vs torch.nn.MSELoss, and by hand with weights 0.
 """
@@ -19,66 +19,15 @@ transformers = pytest.importorskip('transformers')
 from jaxlm.losses import weighted_mse  # noqa: E402
 from jaxlm.models.direct_regression import preprocess, to_grey  # noqa: E402
 from jaxlm.models.resnet import ResNetTrunk  # noqa: E402
+from resnet_vs_reference_test import random_bn_resnet, to_jaxlm  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def _hf_resnet18():
-  cfg = transformers.ResNetConfig(
+  return random_bn_resnet(transformers.ResNetConfig(
       num_channels=1, layer_type='basic', depths=[2, 2, 2, 2],
-      hidden_sizes=[64, 128, 256, 512], embedding_size=64)
-  torch.manual_seed(18)
-  model = transformers.ResNetModel(cfg).eval()
-  g = torch.Generator().manual_seed(2)
-  with torch.no_grad():
-    for m in model.modules():
-      if isinstance(m, torch.nn.BatchNorm2d):
-        m.weight.copy_(1 + 0.1 * torch.randn(m.weight.shape, generator=g))
-        m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-        m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape,
-                                               generator=g))
-        m.running_var.copy_(0.5 + torch.rand(m.running_var.shape,
-                                             generator=g))
-  return model
-
-
-def _module_name(parts):
-  """transformers' module path -> jaxlm's (torchvision names)."""
-  if parts[0] == 'embedder':  # embedder.embedder.(convolution|normalization)
-    return 'conv1' if parts[2] == 'convolution' else 'bn1'
-  # encoder.stages.S.layers.K.shortcut.(convolution|normalization)
-  # encoder.stages.S.layers.K.layer.J.(convolution|normalization)
-  block = f'layer{int(parts[2]) + 1}_{int(parts[4])}'
-  if parts[5] == 'shortcut':
-    sub = 'downsample_0' if parts[6] == 'convolution' else 'downsample_1'
-  else:
-    j = int(parts[6]) + 1
-    sub = f'conv{j}' if parts[7] == 'convolution' else f'bn{j}'
-  return f'{block}/{sub}'
-
-
-def _to_jaxlm(state_dict):
-  """{'params': ..., 'batch_stats': ...} of ResNetTrunk from a ResNetModel
-  state dict; every tensor but num_batches_tracked is used."""
-  tree = {'params': {}, 'batch_stats': {}}
-  for key, t in state_dict.items():
-    parts = key.split('.')
-    leaf, a = parts[-1], t.numpy()
-    if leaf == 'num_batches_tracked':
-      continue
-    collection, name = {
-        'weight': ('params', 'kernel' if a.ndim == 4 else 'scale'),
-        'bias': ('params', 'bias'),
-        'running_mean': ('batch_stats', 'mean'),
-        'running_var': ('batch_stats', 'var')}[leaf]
-    if a.ndim == 4:  # torch (out, in, kh, kw) -> flax (kh, kw, in, out)
-      a = a.transpose(2, 3, 1, 0)
-    node = tree[collection]
-    for p in _module_name(parts[:-1]).split('/'):
-      node = node.setdefault(p, {})
-    assert name not in node, key
-    node[name] = np.ascontiguousarray(a)
-  return tree
+      hidden_sizes=[64, 128, 256, 512], embedding_size=64), 18, 2)
 
 
 def test_resnet18_trunk_matches_transformers_resnet():
@@ -88,7 +37,7 @@ def test_resnet18_trunk_matches_transformers_resnet():
   x = np.array(preprocess(img, 1))  # (2, 64, 64, 1) in [-1, 1]
   trunk = ResNetTrunk(18, in_channels=1)
   init = jax.eval_shape(trunk.init, jax.random.key(0), x)
-  ours = _to_jaxlm(hf.state_dict())
+  ours = to_jaxlm(hf.state_dict())
   # the mapping fills exactly jaxlm's tree, shape for shape
   assert (jax.tree_util.tree_structure(init) ==
           jax.tree_util.tree_structure(ours))

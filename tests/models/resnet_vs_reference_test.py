@@ -23,15 +23,12 @@ from jaxlm.models.resnet import ResNet  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def _hf(depth):
-  basic = depth == 34
-  cfg = transformers.ResNetConfig(
-      layer_type='basic' if basic else 'bottleneck', depths=[3, 4, 6, 3],
-      hidden_sizes=[64, 128, 256, 512] if basic else [256, 512, 1024, 2048],
-      embedding_size=64)
-  torch.manual_seed(depth)
+def random_bn_resnet(cfg, seed: int, bn_seed: int):
+  """transformers' ResNetModel of `cfg` in eval mode, its BatchNorm scales,
+  biases and running statistics random (so that a wrong mapping shows)."""
+  torch.manual_seed(seed)
   model = transformers.ResNetModel(cfg).eval()
-  g = torch.Generator().manual_seed(1)
+  g = torch.Generator().manual_seed(bn_seed)
   with torch.no_grad():
     for m in model.modules():
       if isinstance(m, torch.nn.BatchNorm2d):
@@ -44,7 +41,18 @@ def _hf(depth):
   return model
 
 
-def _to_jaxlm(sd):
+def _hf(depth):
+  basic = depth == 34
+  cfg = transformers.ResNetConfig(
+      layer_type='basic' if basic else 'bottleneck', depths=[3, 4, 6, 3],
+      hidden_sizes=[64, 128, 256, 512] if basic else [256, 512, 1024, 2048],
+      embedding_size=64)
+  return random_bn_resnet(cfg, depth, 1)
+
+
+def to_jaxlm(sd):
+  """{'params', 'batch_stats'} of jaxlm's torchvision-named ResNet modules
+  from a ResNetModel state dict."""
   flat = {}
   for key, t in sd.items():
     a = t.numpy()
@@ -81,7 +89,7 @@ def test_stages_match_transformers_resnet(depth):
       np.float32)
   model = ResNet(depth, out_dim=32)
   init = model.init(jax.random.key(0), img)
-  ours = _to_jaxlm(hf.state_dict())
+  ours = to_jaxlm(hf.state_dict())
   rng = np.random.default_rng(1)
   for k in range(4):  # O(1) laterals (their init is N(0, 0.001))
     c = init['params'][f'lateral_{k}']['kernel'].shape[2]
