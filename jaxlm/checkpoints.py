@@ -11,6 +11,7 @@ dslpt` writes too, and what `jaxlm eval/predict --workdir/--checkpoint` read:
                          converted weights, the variables alone (params,
                          constants[, batch_stats]) at step 0
   <run>/checkpoints/<step>/data    orbax JSON: the data iterator's state
+                         and the CRC-32 of every array of `state`
   <run>/convert.json     (converted runs) where the weights came from
 
 written by one `Checkpointer` (an orbax CheckpointManager: each step goes
@@ -19,13 +20,15 @@ leaves a half-written step as the latest) and read for inference by
 `load_run`. A *weights folder* (`jaxlm convert dino|dinov2|dinov3`, read by
 `init.encoder`) is `<dir>/params` (orbax) + `<dir>/convert.json`.
 
-Both are created through `atomic_dir`, and `check_tree` is the one check of
-a loaded tree against the shapes a model expects.
+Converted folders are created through `atomic_dir` (a failed conversion
+leaves nothing); `check_tree` is the one check of a loaded tree against
+the shapes a model expects.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -56,6 +59,11 @@ META_FILE = 'convert.json'
 PARAMS_DIR = 'params'
 # Kinds of weights folders that hold a ViT encoder (`init.encoder`).
 ENCODER_KINDS = ('dino', 'dinov2', 'dinov3')
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+  """The first line of an exception's message (its type for an empty one)."""
+  return (str(error) or type(error).__name__).splitlines()[0][:limit]
 
 
 # --- trees -------------------------------------------------------------------
@@ -160,6 +168,10 @@ class _HeldStderr(io.TextIOBase):
       return ''.join(self.parts)
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET = dict(depth=0, real=None, held=None)
+
+
 @contextlib.contextmanager
 def _quiet_failed_restore(grace_s: float = 0.5):
   """Runs a restore without the noise of a failed one.
@@ -172,20 +184,28 @@ def _quiet_failed_restore(grace_s: float = 0.5):
   matters. Stderr is held during the restore (and `grace_s` after a
   failure, for the reads still in flight), then written out without them.
   """
-  real, held = sys.stderr, _HeldStderr()
-  sys.stderr = held
+  with _QUIET_LOCK:  # nested or concurrent restores share one hold
+    _QUIET['depth'] += 1
+    if _QUIET['depth'] == 1:
+      _QUIET['real'], _QUIET['held'] = sys.stderr, _HeldStderr()
+      sys.stderr = _QUIET['held']
   try:
     yield
   except BaseException:
     time.sleep(grace_s)
     raise
   finally:
-    sys.stderr = real
-    kept = [line for line in held.text().splitlines(keepends=True)
-            if not any(n in line for n in _CLOSED_LOOP_NOISE)]
-    if kept:
-      real.write(''.join(kept))
-      real.flush()
+    with _QUIET_LOCK:
+      _QUIET['depth'] -= 1
+      if _QUIET['depth'] == 0:
+        real, held = _QUIET['real'], _QUIET['held']
+        if sys.stderr is held:
+          sys.stderr = real
+        kept = [line for line in held.text().splitlines(keepends=True)
+                if not any(n in line for n in _CLOSED_LOOP_NOISE)]
+        if kept:
+          real.write(''.join(kept))
+          real.flush()
 
 
 # --- folders -----------------------------------------------------------------
@@ -258,7 +278,12 @@ class WorkdirLock:
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        os.close(fd)  # a filesystem without locks (some NFS/FUSE mounts)
+        log.warning('cannot lock %s (%s): nothing stops a second trainer '
+                    'on this workdir', self.path, e.strerror or e)
+        return self
       holder = os.read(fd, 256).decode(errors='replace').strip() or 'unknown'
       os.close(fd)
       raise JaxlmError(f'{self.path.parent} is being trained by another '
@@ -298,20 +323,45 @@ def load_weights(path) -> tuple[dict, dict]:
   """(params tree of numpy arrays, meta) of a weights folder."""
   path = Path(path).expanduser().absolute()
   meta = load_meta(path)
-  with ocp.StandardCheckpointer() as ckptr:
-    tree = ckptr.restore(path / PARAMS_DIR)
+  try:
+    with ocp.StandardCheckpointer() as ckptr, _quiet_failed_restore():
+      tree = ckptr.restore(path / PARAMS_DIR)
+  except Exception as e:  # orbax/tensorstore raise many kinds
+    raise JaxlmError(f'weights folder {path} cannot be read: '
+                     f'{first_line(e)}') from None
   return jax.tree_util.tree_map(np.asarray, tree), meta
 
 
 # --- run folders -------------------------------------------------------------
 
 
+def _write_atomic(path: Path, text: str):
+  """`path` replaced by `text` in one rename (never half-written)."""
+  tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
 def write_run_metadata(run, config_json: str, datasets):
   run = Path(run)
   run.mkdir(parents=True, exist_ok=True)
-  (run / CONFIG_FILE).write_text(config_json)
-  (run / DATASETS_FILE).write_text(json.dumps(
+  _write_atomic(run / CONFIG_FILE, config_json)
+  _write_atomic(run / DATASETS_FILE, json.dumps(
       [[name, int(n)] for name, n in datasets]))
+
+
+def read_run_metadata(run) -> tuple[ml_collections.ConfigDict, list]:
+  """(config, datasets) of a run folder; JaxlmError naming a missing or
+  unreadable file."""
+  run = Path(run)
+  try:
+    config = from_json((run / CONFIG_FILE).read_text())
+    datasets = [tuple(x) for x in json.loads(
+        (run / DATASETS_FILE).read_text())]
+  except (OSError, ValueError) as e:
+    raise JaxlmError(f'run folder {run}: cannot read its metadata '
+                     f'({first_line(e)})') from None
+  return config, datasets
 
 
 class Checkpointer:
@@ -442,10 +492,16 @@ def load_run(path) -> Run:
   skipped with a warning) or of one step folder. JaxlmError when there is
   no readable checkpoint."""
   run, step_dir = find_run(path)
-  config = from_json((run / CONFIG_FILE).read_text())
-  datasets = [tuple(x) for x in json.loads((run / DATASETS_FILE).read_text())]
+  config, datasets = read_run_metadata(run)
   if step_dir is not None:
-    return Run(config, datasets, _read_step(step_dir), int(step_dir.name))
+    try:
+      variables = _read_step(step_dir)
+    except JaxlmError:
+      raise
+    except Exception as e:  # orbax/tensorstore raise many kinds
+      raise JaxlmError(f'checkpoint {step_dir} cannot be read: '
+                       f'{first_line(e)}') from None
+    return Run(config, datasets, variables, int(step_dir.name))
   ckpts = run / 'checkpoints'
   steps = sorted((int(p.name) for p in ckpts.glob('*') if p.name.isdigit()),
                  reverse=True) if ckpts.exists() else []
@@ -458,8 +514,8 @@ def load_run(path) -> Run:
     except Exception as e:  # orbax/tensorstore raise many kinds
       errors.append(e)
       log.warning('checkpoint %s cannot be read (%s); trying the previous '
-                  'one', ckpts / str(step), str(e).splitlines()[0][:200])
+                  'one', ckpts / str(step), first_line(e, 200))
       continue
     return Run(config, datasets, variables, step)
   raise JaxlmError(f'no checkpoint in {ckpts} can be read; the newest: '
-                   f'{str(errors[0]).splitlines()[0][:300]}')
+                   f'{first_line(errors[0])}')

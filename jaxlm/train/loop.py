@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import tqdm
 
 from jaxlm import checkpoints, layouts, models
-from jaxlm.config import from_json, to_json, validate
+from jaxlm.config import to_json, validate
 from jaxlm.data import pipeline, sources
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
@@ -41,10 +42,12 @@ class MetricWriter:
     from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(str(Path(workdir) / 'tb'))
     path = Path(workdir) / 'metrics.jsonl'
-    if path.exists():
+    if path.exists():  # rewritten in one rename: a kill keeps the old one
       kept = [line for line in path.read_text().splitlines(keepends=True)
               if _step_of(line) <= start]
-      path.write_text(''.join(kept))
+      tmp = path.with_name('.metrics.jsonl.tmp')
+      tmp.write_text(''.join(kept))
+      os.replace(tmp, path)
     self.jsonl = open(path, 'a')
 
   def write(self, step: int, scalars: dict):
@@ -144,6 +147,14 @@ def model_settings(family, model_config) -> dict:
   return json.loads(json.dumps(dict(model_config)))
 
 
+def setting_differences(family, mine, theirs, ignore=()):
+  """[(key, mine, theirs)] of the model settings that differ (JSON values,
+  missing keys at the family's defaults), in key order."""
+  a, b = model_settings(family, mine), model_settings(family, theirs)
+  return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+          if k not in ignore and a.get(k) != b.get(k)]
+
+
 def load_encoder_init(path, exp: Experiment, params):
   """`params` with the family's ViT encoder replaced by converted weights
   (`jaxlm convert dino ...`). The variant and every parameter's shape must
@@ -177,14 +188,12 @@ def load_pretrained(path, exp: Experiment, state):
   of datasets the run did not train on) stay freshly initialised."""
   where = f'config key init.checkpoint={path}'
   run = checkpoints.load_run(path)
-  mine = model_settings(exp.family, exp.config.model)
-  theirs = model_settings(exp.family, run.config.model)
-  differ = sorted(k for k in set(mine) | set(theirs)
-                  if k != 'dtype' and mine.get(k) != theirs.get(k))
+  differ = setting_differences(exp.family, exp.config.model,
+                               run.config.model, ignore=('dtype',))
   if differ:
     raise JaxlmError(f'{where}: model settings differ from the pretrained '
-                     f'run: ' + ', '.join(f'model.{k}={mine.get(k)!r} vs '
-                                         f'{theirs.get(k)!r}' for k in differ))
+                     f'run: ' + ', '.join(f'model.{k}={a!r} vs {b!r}'
+                                         for k, a, b in differ))
   fresh = []
 
   def transfer(current, pretrained, collection):
@@ -228,7 +237,7 @@ def _restore_newest_readable(checkpointer, target):
       log.warning('checkpoint %s cannot be restored (%s); resuming from '
                   'step %d, the unreadable one is kept as %s',
                   checkpointer.directory / str(bad),
-                  str(e).splitlines()[0][:200], step, moved)
+                  checkpoints.first_line(e, 200), step, moved)
     return state, data_state, step
   if failed:
     raise JaxlmError(f'no checkpoint in {checkpointer.directory} can be '
@@ -273,32 +282,33 @@ def train(config, workdir, progress: bool = True,
     signal.signal(signal.SIGTERM, previous)
 
 
-def _check_same_model(exp: Experiment, workdir: Path):
-  """A workdir's run must be of the same model settings as the config."""
-  saved_cfg = workdir / checkpoints.CONFIG_FILE
-  if not saved_cfg.exists():
+def _check_same_run(exp: Experiment, workdir: Path):
+  """A workdir's run must be of the config's model settings and training
+  datasets (else resuming would mix two runs)."""
+  if not (workdir / checkpoints.CONFIG_FILE).exists():
     return
-  saved = model_settings(exp.family,
-                         from_json(saved_cfg.read_text()).get('model', {}))
-  mine = model_settings(exp.family, exp.config.model)
-  differ = sorted(k for k in set(saved) | set(mine)
-                  if saved.get(k) != mine.get(k))
+  saved_cfg, saved_datasets = checkpoints.read_run_metadata(workdir)
+  differ = [f'model.{k}: {b!r} there, {a!r} here' for k, a, b in
+            setting_differences(exp.family, exp.config.model,
+                                saved_cfg.get('model', {}))]
+  if [tuple(d) for d in saved_datasets] != [tuple(d) for d in exp.datasets]:
+    differ.append(f'training datasets: {saved_datasets} there, '
+                  f'{[list(d) for d in exp.datasets]} here')
   if differ:
-    raise JaxlmError(
-        f'{workdir} holds a run of a different model config (' + ', '.join(
-            f'model.{k}: {saved.get(k)!r} there, {mine.get(k)!r} here'
-            for k in differ[:5]) + '); use a new --workdir')
+    raise JaxlmError(f'{workdir} holds a run of a different config (' +
+                     '; '.join(differ[:5]) + '); use a new --workdir')
 
 
 def _nonfinite_tracker():
-  """(first, step, metrics) -> first: the first step whose loss or gradient
-  norm was not finite (-1: none yet), and that loss; on device, so the
-  loop checks every step without waiting for it."""
+  """(first, step, metrics) -> first = (step, loss, gradient norm) of the
+  first step whose loss or gradient norm was not finite (step -1: none
+  yet); on device, so the loop checks every step without waiting for it."""
   def track(first, step, m):
     bad = ~(jnp.isfinite(m['loss']) & jnp.isfinite(m['grad_norm']))
     new = (first[0] < 0) & bad
     return (jnp.where(new, step, first[0]),
-            jnp.where(new, m['loss'].astype(jnp.float32), first[1]))
+            jnp.where(new, m['loss'].astype(jnp.float32), first[1]),
+            jnp.where(new, m['grad_norm'].astype(jnp.float32), first[2]))
   return jax.jit(track, donate_argnums=0)
 
 
@@ -309,21 +319,21 @@ def _all_finite(tree):
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def _nonfinite_error(config, step, loss, last_saved):
+def _nonfinite_error(config, step, what, last_saved):
   clip = float(config.optim.get('grad_clip', 0.0) or 0.0)
   hint = ('lower optim.lr' if clip else
           'lower optim.lr or set optim.grad_clip')
-  kept = (f'the last checkpoint (step {last_saved}) is finite and kept'
+  kept = (f'the last checkpoint saved (step {last_saved}) is finite and kept'
           if last_saved is not None else 'no checkpoint was saved')
-  return JaxlmError(f'loss became {loss:g} at step {step}: training stopped '
-                    f'and nothing non-finite was saved; {kept}; {hint}'
+  return JaxlmError(f'{what} at step {step}: training stopped and nothing '
+                    f'non-finite was saved; {kept}; {hint}'
                     + (f' (optim.grad_clip is {clip:g})' if clip else ''))
 
 
 def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   config = exp.config
   size = config.data.image_size
-  _check_same_model(exp, workdir)
+  _check_same_run(exp, workdir)
   primary = jax.process_index() == 0
   checkpointer = checkpoints.Checkpointer(workdir,
                                           config.train.keep_checkpoints)
@@ -358,8 +368,6 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
       worker_count=config.data.workers, read_threads=config.data.threads,
       augment=pipeline.augment_config(config.data.get('augment')))
   it = iter(data)
-  if primary:  # the model and data build: this workdir now holds the run
-    checkpoints.write_run_metadata(workdir, to_json(config), exp.datasets)
 
   target = jax.tree_util.tree_map(
       lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
@@ -384,6 +392,8 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
       # the average starts from the loaded weights, not the random ones
       state = state.replace(ema=jax.tree_util.tree_map(jnp.copy,
                                                        state.params))
+  if primary:  # the model, data and any checkpoint load: the run is this
+    checkpoints.write_run_metadata(workdir, to_json(config), exp.datasets)
   log.info('model %s (%s): %.2fM parameters; datasets %s',
            config.model.name, config.model.variant,
            models.num_params(state.params) / 1e6,
@@ -394,7 +404,7 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   step_fn = jit_step(exp.train_step(mesh, ema_decay), state_sh, batch_sh,
                      mesh)
   track = _nonfinite_tracker()
-  first_bad = (jnp.int32(-1), jnp.float32(0.0))
+  first_bad = (jnp.int32(-1), jnp.float32(0.0), jnp.float32(0.0))
   start = int(state.step)
   writer = MetricWriter(workdir, enabled=primary, start=start)
   examples = (open(workdir / 'examples.jsonl', 'a', buffering=1)
@@ -408,7 +418,10 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   def check_finite():
     step = int(first_bad[0])
     if step >= 0:
-      raise _nonfinite_error(config, step, float(first_bad[1]), latest)
+      loss, norm = float(first_bad[1]), float(first_bad[2])
+      what = (f'loss became {loss:g}' if not np.isfinite(loss) else
+              f'the gradient norm became {norm:g} (loss {loss:g})')
+      raise _nonfinite_error(config, step, what, latest)
 
   try:
     for step in range(start, total):
@@ -434,8 +447,9 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
       if (done % config.train.checkpoint_every == 0 or done == total or
           stop['now']):
         check_finite()
-        if not bool(_all_finite((state.params, state.opt_state))):
-          raise _nonfinite_error(config, done, float('nan'), latest)
+        if not bool(_all_finite(state)):  # params, optimizer, EMA, BN
+          raise _nonfinite_error(config, done, 'the training state became '
+                                 'non-finite', latest)
         try:
           checkpointer.save(done, state,
                             {'iterator': json.dumps(it.get_state())})

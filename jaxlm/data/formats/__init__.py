@@ -158,9 +158,10 @@ def check_record(rec: FaceRecord, num_points: int) -> FaceRecord:
                       f'{rec.layout} layout has {num_points}')
   if not rec.has_position.any():
     raise FormatError(f'{rec.where}: no landmark has a position')
-  if np.isinf(rec.landmarks).any() or (~rec.has_position & np.asarray(
-      rec.visible, bool)).any():
-    i = int(np.flatnonzero(~rec.has_position)[0])
+  bad = np.isinf(rec.landmarks).any(axis=1) | (
+      ~rec.has_position & np.asarray(rec.visible, bool))
+  if bad.any():
+    i = int(np.flatnonzero(bad)[0])
     raise FormatError(f'{rec.where}: landmark {i} has non-finite coordinates '
                       f'{tuple(rec.landmarks[i])} but is not marked as '
                       f'missing')
