@@ -295,7 +295,7 @@ def _check_same_run(exp: Experiment, workdir: Path):
     differ.append(f'training datasets: {saved_datasets} there, '
                   f'{[list(d) for d in exp.datasets]} here')
   if differ:
-    raise JaxlmError(f'{workdir} holds a run of a different config (' +
+    raise JaxlmError(f'{workdir} holds a run of a different model config (' +
                      '; '.join(differ[:5]) + '); use a new --workdir')
 
 
