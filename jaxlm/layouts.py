@@ -112,12 +112,19 @@ _CELEBA5 = dict(
     flip_pairs=_mirror([(0, 1), (3, 4)]),
     groups=dict(eyes=(0, 1), nose=(2,), mouth=(3, 4)))
 
+# jaxlm's dense synthetic layout (data/synthetic/canonical.py): 2048 fixed
+# points of the canonical face, the first two its outer eye corners (so the
+# inter-ocular normaliser applies), no flip pairs (never flip-augmented).
+_SYNDENSE = dict(
+    num_points=2048, outer_eye_corners=(0, 1), pupils=((0,), (1,)),
+    flip_pairs=(), groups=dict(eyes=(0, 1), dense=_r(2, 2048)))
+
 LAYOUTS: dict[str, Layout] = {
     name: Layout(name=name, **spec) for name, spec in [
         ('wflw98', _WFLW), ('300w68', _IBUG), ('merlrav68', _IBUG),
         ('cofw29', _COFW), ('aflw19', _AFLW19), ('celeba5', _CELEBA5),
         ('syn98', _WFLW), ('syn68', _IBUG), ('syn29', _COFW),
-        ('syn19', _AFLW19),
+        ('syn19', _AFLW19), ('syndense', _SYNDENSE),
     ]
 }
 

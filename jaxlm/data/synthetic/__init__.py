@@ -12,18 +12,43 @@ The faces are framed as the official TUFA crop rule frames real ones: the
 square side is about 1.2x the longer side of the 98-point landmark box, with
 a small random shift, so the image *is* the model input (crop units =
 pixel / 256).
+
+The geometry is public (`canonical.py`): a canonical face C, `Queries` (any
+layout's landmarks, points along feature curves, any (u, v) of C on or off
+the surface) and, per item, `geometry(i)` (identity, pose, camera) and
+`project_queries(i, queries)`: the exact pixels of any queries on that face
+with their self-occlusion flags. `syndense` is a dense layout: 2048 fixed
+points of C (the first two are the outer eye corners), carried to every
+face by a feature-preserving warp.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from jaxlm import layouts as layouts_lib
+from jaxlm.data.synthetic import canonical
 from jaxlm.data.synthetic import render as render_lib
 from jaxlm.data.synthetic import template
-from jaxlm.data.synthetic.template import SYNTHETIC_LAYOUTS
+from jaxlm.data.synthetic.canonical import Queries
+from jaxlm.data.synthetic.template import SYNTHETIC_LAYOUTS as _CURVE_LAYOUTS
 
-__all__ = ['SyntheticFaces', 'SYNTHETIC_LAYOUTS']
+SYNTHETIC_LAYOUTS = _CURVE_LAYOUTS + tuple(canonical.DENSE_LAYOUTS)
+
+__all__ = ['SyntheticFaces', 'SYNTHETIC_LAYOUTS', 'Queries', 'Geometry',
+           'canonical']
+
+
+class Geometry(NamedTuple):
+  """One item's face: identity and expression, pose and framing."""
+  face: template.FaceParams
+  pose: render_lib.Pose
+
+  @property
+  def camera(self) -> render_lib.Camera:
+    return render_lib.Camera(self.pose)
 
 
 class SyntheticFaces:
@@ -78,8 +103,28 @@ class SyntheticFaces:
     shift = np.clip(rng.normal(0, 0.04, 2), -0.06, 0.06) * self.image_size
     centre = self.image_size / 2 - scale * (lo + hi) / 2 + shift
     pose = render_lib.Pose(yaw, pitch, roll, scale, tuple(centre))
-    uv = template.layout_uv(self.layout, face)
+    uv = canonical.layout_uv(self.layout, face)
     return face, pose, uv, rng
+
+  def geometry(self, index: int) -> Geometry:
+    """Identity, expression and pose of item `index` (nothing rendered)."""
+    face, pose, _, _ = self._geometry(int(index))
+    return Geometry(face, pose)
+
+  def project_queries(self, index: int, queries: Queries) -> dict:
+    """The exact truth of any `queries` on item `index`'s face.
+
+    Returns dict(points (N, 2) float32 pixels of the item's image,
+    visible (N,) bool: False where the point is self-occluded, as the
+    item's own landmarks; a point behind the surface is visible when the
+    surface point above it is). Occluders are not considered.
+    """
+    face, pose, _, _ = self._geometry(int(index))
+    zbuf = render_lib.head_depth_buffer(face, pose, self.image_size)
+    pts, visible = render_lib.project_points(
+        render_lib.Camera(pose), face, queries.uv_on(face), queries.depth,
+        zbuf, self.image_size)
+    return dict(points=pts.astype(np.float32), visible=visible)
 
   def landmarks(self, index: int) -> np.ndarray:
     """(N, 2) pixel landmarks of item `index`, without rendering the image."""

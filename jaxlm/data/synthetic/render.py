@@ -163,6 +163,57 @@ def _head_mesh(f: T.FaceParams, n_u=25, n_s=22):
   return uu, vv
 
 
+def _head_quads(f: T.FaceParams, cam: Camera):
+  """The head mesh's quads in pixels (Q, 4, 2), with each quad's mean
+  camera depth (painter's order) and farthest corner's depth (Q,)."""
+  uu, vv = _head_mesh(f)
+  pc = cam.to_camera(T.surface(uu, vv, f))
+  px = cam.project(pc)
+  quads = np.stack([px[:-1, :-1], px[:-1, 1:], px[1:, 1:], px[1:, :-1]],
+                   axis=2).reshape(-1, 4, 2)
+  corner_z = np.stack([pc[:-1, :-1, 2], pc[:-1, 1:, 2], pc[1:, 1:, 2],
+                       pc[1:, :-1, 2]], axis=2).reshape(-1, 4)
+  # The depth buffer keeps each quad's farthest corner, so any point on a
+  # drawn quad passes the depth test and only a nearer surface hides it.
+  return uu, vv, quads, corner_z.mean(-1), corner_z.min(-1)
+
+
+def _depth_buffer(fixed_quads, depths, size):
+  """(size, size) camera depth of the nearest head quad (-inf: none), the
+  quads drawn in the given (painter's) order."""
+  zbuf = np.full((size, size), -np.inf, np.float32)
+  for pts, z in zip(fixed_quads, depths.tolist()):
+    cv2.fillConvexPoly(zbuf, pts, z, cv2.LINE_8, _SHIFT)
+  return zbuf
+
+
+def head_depth_buffer(f: T.FaceParams, pose: Pose, size: int) -> np.ndarray:
+  """The depth buffer `render` tests landmarks against, without drawing."""
+  _, _, quads, qz, qz_far = _head_quads(f, Camera(pose))
+  order = np.argsort(qz)
+  return _depth_buffer(_fix(quads)[order], qz_far[order], size)
+
+
+def project_points(cam: Camera, f: T.FaceParams, uv, depth, zbuf, size: int):
+  """Pixels (N, 2) of surface points uv (N, 2) moved `depth` (N,) along
+  the inward normal, and whether each is visible (N,) bool: its surface
+  point faces the camera and is not behind the head surface in `zbuf` (a
+  point off the surface is visible when its surface point is)."""
+  uv = np.asarray(uv, np.float64).reshape(-1, 2)
+  surf = cam.to_camera(T.surface(uv[:, 0], uv[:, 1], f))
+  nrm = cam.to_camera(surface_normals(uv[:, 0], uv[:, 1], f))
+  depth = np.broadcast_to(np.asarray(depth, np.float64), (len(uv),))
+  p2 = cam.project(surf - depth[:, None] * nrm)
+  s2 = cam.project(surf) if np.any(depth) else p2
+  view = np.array([0, 0, _CAMERA_DISTANCE]) - surf
+  view /= np.linalg.norm(view, axis=-1, keepdims=True)
+  facing_pt = np.einsum('ij,ij->i', nrm, view) > 0.08
+  ix = np.clip(np.round(s2).astype(int), 0, size - 1)
+  inside = np.all((s2 >= 0) & (s2 <= size - 1), axis=-1)
+  depth_ok = surf[:, 2] >= zbuf[ix[:, 1], ix[:, 0]] - 0.08
+  return p2, facing_pt & (depth_ok | ~inside)
+
+
 def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
            points_uv: dict[str, np.ndarray], size: int = 256,
            occlusion_prob: float = 0.4):
@@ -201,17 +252,7 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
 
   # Head mesh in painter's order, with a depth buffer (camera z, larger is
   # nearer).
-  uu, vv = _head_mesh(f)
-  pc = cam.to_camera(T.surface(uu, vv, f))
-  px = cam.project(pc)
-  quads = np.stack([px[:-1, :-1], px[:-1, 1:], px[1:, 1:], px[1:, :-1]],
-                   axis=2).reshape(-1, 4, 2)
-  corner_z = np.stack([pc[:-1, :-1, 2], pc[:-1, 1:, 2], pc[1:, 1:, 2],
-                       pc[1:, :-1, 2]], axis=2).reshape(-1, 4)
-  qz = corner_z.mean(-1)  # painter's order
-  # The depth buffer keeps each quad's farthest corner, so any point on a
-  # drawn quad passes the depth test and only a nearer surface hides it.
-  qz_far = corner_z.min(-1)
+  uu, vv, quads, qz, qz_far = _head_quads(f, cam)
   uc = 0.5 * (uu[:-1, :-1] + uu[1:, 1:])
   vc = 0.5 * (vv[:-1, :-1] + vv[1:, 1:])
   n = cam.to_camera(surface_normals(uc, vc, f)).reshape(-1, 3)
@@ -222,14 +263,12 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
   # smoothed and shaded per pixel (Gouraud-like, without visible facets).
   albedo = np.zeros((size, size, 3), np.float32)
   normal_map = np.zeros((size, size, 3), np.float32)
-  zbuf = np.full((size, size), -np.inf, np.float32)
   order = np.argsort(qz)
   fixed = _fix(quads)[order]
-  for pts, a, nq, z in zip(fixed, bases[order].tolist(), n[order].tolist(),
-                           qz_far[order].tolist()):
+  for pts, a, nq in zip(fixed, bases[order].tolist(), n[order].tolist()):
     cv2.fillConvexPoly(albedo, pts, a, cv2.LINE_8, _SHIFT)
     cv2.fillConvexPoly(normal_map, pts, nq, cv2.LINE_8, _SHIFT)
-    cv2.fillConvexPoly(zbuf, pts, z, cv2.LINE_8, _SHIFT)
+  zbuf = _depth_buffer(fixed, qz_far[order], size)
   # Shade only inside the head's bounding box.
   lo = np.clip(np.floor(quads.reshape(-1, 2).min(0)).astype(int) - 2, 0, size)
   hi = np.clip(np.ceil(quads.reshape(-1, 2).max(0)).astype(int) + 3, 0, size)
@@ -248,17 +287,8 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
   # surface in the depth buffer).
   out = {}
   for name, uv in points_uv.items():
-    p3 = cam.to_camera(T.surface(uv[:, 0], uv[:, 1], f))
-    p2 = cam.project(p3)
-    nrm = cam.to_camera(surface_normals(uv[:, 0], uv[:, 1], f))
-    view = np.array([0, 0, _CAMERA_DISTANCE]) - p3
-    view /= np.linalg.norm(view, axis=-1, keepdims=True)
-    facing_pt = np.einsum('ij,ij->i', nrm, view) > 0.08
-    ix = np.clip(np.round(p2).astype(int), 0, size - 1)
-    inside = np.all((p2 >= 0) & (p2 <= size - 1), axis=-1)
-    depth_ok = p3[:, 2] >= zbuf[ix[:, 1], ix[:, 0]] - 0.08
-    out[name] = dict(points=p2.astype(np.float32),
-                     visible=facing_pt & (depth_ok | ~inside),
+    p2, visible = project_points(cam, f, uv, 0.0, zbuf, size)
+    out[name] = dict(points=p2.astype(np.float32), visible=visible,
                      occluded=np.zeros(len(uv), bool))
 
   if rng.random() < occlusion_prob:

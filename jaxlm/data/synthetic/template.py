@@ -351,8 +351,12 @@ def _grouped(points):
 _GROUPED = {name: _grouped(points) for name, points in _POINTS.items()}
 
 
-def layout_uv(layout: str, f: FaceParams) -> np.ndarray:
-  """Surface coordinates (N, 2) of a synthetic layout's landmarks on face f."""
+def layout_uv(layout: str, f: FaceParams,
+              convention: bool = True) -> np.ndarray:
+  """Surface coordinates (N, 2) of a synthetic layout's landmarks on face f,
+  with the layout's annotation convention (or, `convention=False`, exactly
+  on the feature curves: the layout's semantics without a dataset's
+  habits)."""
   if layout not in _POINTS:
     raise KeyError(f'unknown synthetic layout {layout!r}; known: '
                    f'{", ".join(SYNTHETIC_LAYOUTS)}')
@@ -367,7 +371,8 @@ def layout_uv(layout: str, f: FaceParams) -> np.ndarray:
     else:
       uu, vv = fn(f, ts)
     uv[idx, 0], uv[idx, 1] = uu, vv
-  for group, (du, dv) in _CONVENTIONS.get(layout, {}).items():
+  for group, (du, dv) in (_CONVENTIONS.get(layout, {}) if convention
+                           else {}).items():
     idx = np.asarray(spec.groups[group])
     uv[idx, 0] += np.sign(uv[idx, 0]) * du
     uv[idx, 1] += dv
