@@ -166,7 +166,9 @@ def build_parser():
   r.add_argument('--image', required=True)
   r.add_argument('--box', help='x0,y0,x1,y1 face box in image pixels')
   r.add_argument('--crop', default='face', help='"face" (default) or "none"')
-  r.add_argument('--layout', help='training dataset/layout, or prompts.npy')
+  r.add_argument('--layout', help='training dataset/layout (3D-query models: '
+                 'any layout with a query table), or prompts.npy: (N, 2) '
+                 'crop units, or (N, 3) canonical 3D points')
   r.add_argument('--out', help='overlay PNG')
   r.add_argument('--json', help='landmarks JSON')
   r.set_defaults(fn=cmd_predict)

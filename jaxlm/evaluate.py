@@ -6,9 +6,12 @@ For each dataset the report also gives the NME of predicting the mean shape,
 the baseline a model must beat.
 
 Prompts per eval dataset (`data.eval.<name>.prompts`):
-  '<training dataset>': that dataset's aligned mean shape (seen layout);
+  '<training dataset>': that dataset's aligned mean shape (seen layout; the
+    3D-query families: its query table);
   'mean_shape': zero-shot; the layout's mean shape measured on separate
-    faces (`calib_seed`), never trained on (thesis §6.2.4).
+    faces (`calib_seed`), never trained on (thesis §6.2.4); for the 3D-query
+    families the layout's 3D query table (`data/query_tables`), the mean
+    shape being the baseline only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from jaxlm import config as config_lib
 from jaxlm import inference
 from jaxlm import layouts as layouts_lib
 from jaxlm import metrics, plots
-from jaxlm.data import pipeline, sources
+from jaxlm.data import pipeline, query_tables, sources
 from jaxlm.errors import JaxlmError
 
 log = logging.getLogger('jaxlm')
@@ -49,7 +52,8 @@ def _zero_shot_prompts(name, ecfg, image_size, num, data_dir):
 
 def prompts_for(name, ecfg, model, family, variables, datasets, image_size,
                 mean_samples, data_dir=''):
-  """(prompts (N, 2), baseline (N, 2), zero_shot) for one eval dataset."""
+  """(prompts (N, 2) or (N, 3), baseline (N, 2), zero_shot) for one eval
+  dataset."""
   train_names = [d for d, _ in datasets]
   spec = ecfg.get('prompts', 'mean_shape')
   if spec in train_names:
@@ -69,6 +73,8 @@ def prompts_for(name, ecfg, model, family, variables, datasets, image_size,
                          f'data.eval.{name} (zero-shot, layout '
                          f'{ecfg.layout})')
     p = _zero_shot_prompts(name, ecfg, image_size, mean_samples, data_dir)
+    if family.prompt_dim == 3:  # 3D-query families: the layout's queries
+      return query_tables.layout_queries(ecfg.layout), p, True
     return p, p, True
   raise JaxlmError(f'data.eval.{name}.prompts: {spec!r} is neither a '
                    f'training dataset ({", ".join(train_names)}) nor '

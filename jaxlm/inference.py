@@ -21,11 +21,13 @@ import numpy as np
 
 from jaxlm import checkpoints, models
 from jaxlm.data import crop as crop_lib
+from jaxlm.data import query_tables
 from jaxlm.errors import JaxlmError
 
 
 def make_predict(model, family, with_uncertainty: bool = True):
-  """(variables, images (B, S, S, 3), prompts (N, 2) or (B, N, 2)) ->
+  """(variables, images (B, S, S, 3), prompts (N, D) or (B, N, D), D the
+  family's `prompt_dim`) ->
   (landmarks (B, N, 2), standard deviation (B, N, 2) or None), crop units.
   The deviation is None for families without one or when not asked for."""
   std_of = family.uncertainty if with_uncertainty else None
@@ -87,9 +89,14 @@ class Predictor:
     self._predict = jax.jit(make_predict(self.model, self.family))
 
   def prompts(self, layout_or_file):
-    """Anchors (N, 2) from a training dataset/layout name or a .npy file."""
+    """Prompts from a training dataset/layout name or a .npy file: (N, 2)
+    anchors in crop units, or (N, 3) canonical 3D queries for the 3D-query
+    families (which also take any layout with a query table by name)."""
     names = [d for d, _ in self.datasets]
     spec = str(layout_or_file)
+    dim = self.family.prompt_dim
+    what = ('anchors in [0, 1] crop units' if dim == 2 else
+            'points of the canonical 3D face')
     if spec.endswith('.npy'):
       try:
         p = np.load(spec, allow_pickle=False)
@@ -97,21 +104,27 @@ class Predictor:
         raise JaxlmError(f'cannot read prompt file {spec}: {e}') from None
       if not np.issubdtype(p.dtype, np.number):
         raise JaxlmError(f'prompt file {spec} holds {p.dtype} values; '
-                         f'expected (N, 2) numbers in [0, 1] crop units')
-      if p.ndim != 2 or p.shape[1] != 2 or not len(p):
+                         f'expected (N, {dim}) numbers, {what}')
+      if p.ndim != 2 or p.shape[1] != dim or not len(p):
         raise JaxlmError(f'prompt file {spec} has shape {p.shape}; expected '
-                         f'(N, 2) anchors in [0, 1] crop units')
+                         f'(N, {dim}) {what} for model {self.family.name}')
       if not np.all(np.isfinite(p)):
         raise JaxlmError(f'prompt file {spec} has non-finite values')
       self.family.check_prompts(len(p), self.datasets, f'prompt file {spec}')
       return p.astype(np.float32)
     layouts = {d: self.config.data.train[d].layout for d in names}
     match = [d for d in names if spec in (d, layouts[d])]
-    if not match:
-      raise JaxlmError(f'--layout {spec!r}: not a training dataset or layout '
-                       f'of this model ({", ".join(names)}); pass an (N, 2) '
-                       f'.npy prompt file for other shapes')
-    return np.asarray(dataset_prompts(self.model, self.variables, match[0]))
+    if match:
+      return np.asarray(dataset_prompts(self.model, self.variables,
+                                        match[0]))
+    if dim == 3 and spec in query_tables.known_layouts():
+      return query_tables.layout_queries(spec)  # zero-shot layout
+    extra = (f' or a layout with a 3D query table '
+             f'({", ".join(query_tables.known_layouts())})' if dim == 3
+             else '')
+    raise JaxlmError(f'--layout {spec!r}: not a training dataset or layout '
+                     f'of this model ({", ".join(names)}){extra}; pass an '
+                     f'(N, {dim}) .npy prompt file for other shapes')
 
   def __call__(self, image_rgb, prompts, box=None, crop=True):
     """Landmarks (N, 2) in image pixels, and the image->crop affine used."""

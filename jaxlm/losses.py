@@ -97,3 +97,33 @@ def weighted_mse(pred, target, weight):
   err = ((pred - target) ** 2).sum(-1)  # (B, N)
   denom = jnp.maximum(weight.sum(), 1.0) * 2.0
   return (err * weight).sum() / denom
+
+
+MIN_VARIANCE = 1e-6  # the variance clamp of the 3D-query families' NLL
+
+
+def isotropic_gaussian_nll(mean, target, log_var, weight):
+  """Gaussian negative log-likelihood with one variance per landmark (paper
+  002 §3, after Wood et al. 2022), the constant log 2π dropped:
+
+    l_k = log σ_k² + ||x_k - μ_k||² / (2 σ_k²),  σ_k² = max(exp(s_k), 1e-6),
+
+  the weighted mean over landmarks. It is twice
+  torch.nn.functional.gaussian_nll_loss(μ, x, σ² (repeated per coordinate),
+  eps=1e-6) on the same points (which averages over coordinates, not
+  landmarks, and halves).
+
+  Args:
+    mean, target: (B, N, 2) predicted and true positions (one unit: the
+      3D-query families use screen units [-1, 1]); target finite where the
+      weight is 0.
+    log_var: (B, N) predicted log-variance s.
+    weight: (B, N) per-landmark weights (visibility; 0 removes a point).
+
+  Returns:
+    scalar: sum w l / sum w.
+  """
+  var = jnp.maximum(jnp.exp(log_var), MIN_VARIANCE)
+  err = ((mean - target) ** 2).sum(-1)  # (B, N)
+  nll = jnp.log(var) + err / (2.0 * var)
+  return (nll * weight).sum() / jnp.maximum(weight.sum(), 1e-6)

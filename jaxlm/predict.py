@@ -39,7 +39,9 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
     crop: 'face' (crop the box by the official rule) or 'none' (the image
       is the model input).
     layout: a training dataset or layout name, or an (N, 2) `.npy` of
-      prompts in [0, 1] crop units (default: the first training dataset).
+      prompts in [0, 1] crop units (default: the first training dataset);
+      for the 3D-query family also any layout with a 3D query table, and
+      the `.npy` holds (N, 3) points of the canonical face.
     out: overlay PNG to write; json_path: landmarks JSON to write.
 
   Returns:

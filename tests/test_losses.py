@@ -56,3 +56,39 @@ def test_dslpt_gaussian_nll_matches_scipy():
   np.testing.assert_allclose(stages, want, rtol=1e-4)
   np.testing.assert_allclose(loss, (np.array([0.2, 0.3, 0.5]) * want).sum(),
                              rtol=1e-4)
+
+
+def test_isotropic_gaussian_nll_is_twice_torchs_with_a_shared_variance():
+  torch = pytest.importorskip('torch')
+  from jaxlm.losses import isotropic_gaussian_nll
+  rng = np.random.default_rng(0)
+  mean = rng.normal(size=(3, 5, 2)).astype(np.float32)
+  target = rng.normal(size=(3, 5, 2)).astype(np.float32)
+  log_var = rng.normal(size=(3, 5)).astype(np.float32)
+  log_var[0, 0] = -30.0  # below the 1e-6 clamp: both clamp it
+  var = np.repeat(np.exp(log_var)[..., None], 2, axis=-1)
+  ref = torch.nn.functional.gaussian_nll_loss(
+      torch.from_numpy(mean), torch.from_numpy(target), torch.from_numpy(var),
+      eps=1e-6, reduction='mean')
+  ours = isotropic_gaussian_nll(mean, target, log_var, np.ones((3, 5)))
+  np.testing.assert_allclose(float(ours), 2 * float(ref), rtol=1e-5)
+  # weight 0 removes a landmark: the mean over the kept ones only
+  w = np.ones((3, 5), np.float32)
+  w[1, 2:] = 0
+  keep = w.astype(bool)
+  ref = torch.nn.functional.gaussian_nll_loss(
+      torch.from_numpy(mean[keep]), torch.from_numpy(target[keep]),
+      torch.from_numpy(var[keep]), eps=1e-6, reduction='mean')
+  ours = isotropic_gaussian_nll(mean, target, log_var, w)
+  np.testing.assert_allclose(float(ours), 2 * float(ref), rtol=1e-5)
+
+
+def test_isotropic_gaussian_nll_by_hand():
+  from jaxlm.losses import isotropic_gaussian_nll
+  # error (0.3, 0.4): |e|^2 = 0.25; sigma^2 = e^0 = 1 -> 0 + 0.125
+  # second point exact, sigma^2 = e^-2 -> -2
+  mean = jnp.array([[[0.3, 0.4], [1.0, 1.0]]])
+  target = jnp.array([[[0.0, 0.0], [1.0, 1.0]]])
+  out = isotropic_gaussian_nll(mean, target, jnp.array([[0.0, -2.0]]),
+                               jnp.ones((1, 2)))
+  assert float(out) == pytest.approx((0.125 - 2.0) / 2)

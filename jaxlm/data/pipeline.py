@@ -14,8 +14,10 @@ Training examples carry
     whose target is 0 rather than NaN);
   example_id: int32 dataset number * 2^24 + the face's index in it.
 Anchor masking (thesis §6.2.1): each example keeps `num_anchors` random points
-of its layout, so examples of every layout batch together. `num_anchors` 0
-keeps every point in layout order (SLPT and DSLPT).
+of its layout, so examples of every layout batch together; a layout with
+fewer points keeps all of them, padded with weight-0 entries (a dense layout
+can then train beside sparse ones). `num_anchors` 0 keeps every point in
+layout order (SLPT and DSLPT).
 
 Evaluation examples carry the full layout: landmarks (N, 2) crop pixels
 (NaN where a point has no position), visible, `valid` (False on padding rows
@@ -92,12 +94,18 @@ class _TrainExample:
     self.mask_invisible = mask_invisible
 
   def __call__(self, sample, rng: np.random.Generator):
+    pad = max(self.num_anchors - self.num_points, 0)
     if self.num_anchors:
-      keep = rng.choice(self.num_points, self.num_anchors, replace=False)
+      keep = rng.choice(self.num_points, self.num_anchors - pad,
+                        replace=False)
     else:  # no masking: every point, in layout order (SLPT/DSLPT)
       keep = np.arange(self.num_points)
+    # A layout with fewer points than num_anchors keeps all of them and is
+    # padded with weight-0 copies of its first point.
+    keep = np.concatenate([keep, np.zeros(pad, keep.dtype)])
     target = np.asarray(sample['landmarks'], np.float32)[keep]
     has_position = np.isfinite(target).all(axis=1)
+    has_position[len(keep) - pad:] = False
     weight = has_position.astype(np.float32)
     if self.mask_invisible:
       weight *= sample['visible'][keep]
@@ -128,10 +136,6 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
   augment = augment or augment_lib.AugmentConfig()
   parts = []
   for i, spec in enumerate(specs):
-    if num_anchors > spec.num_points:
-      raise JaxlmError(f'config key data.num_anchors: {num_anchors} anchors '
-                       f'exceed the {spec.num_points} points of dataset '
-                       f'{spec.name!r}')
     ds = grain.MapDataset.source(spec.source)
     ds = ds[process_index::process_count]
     ds = ds.shuffle(seed=seed + 7919 * i).repeat()

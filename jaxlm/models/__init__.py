@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.errors import JaxlmError
-from jaxlm.models import direct_regression, dslpt, slpt, tufa
+from jaxlm.models import direct_regression, dslpt, queries3d, slpt, tufa
 from jaxlm.models.family import Family
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -21,6 +21,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     slpt.FAMILY,
     dslpt.FAMILY,
     direct_regression.FAMILY,
+    queries3d.FAMILY,
 )}
 
 

@@ -81,6 +81,13 @@ class Family:
     mean_shape_path: where in `constants` the concatenated mean shapes live.
     encoder: model config -> (params path, ViT variant) of the ViT that
       `init.encoder` (a converted DINO checkpoint) initialises, or None.
+    prompt_dim: 2 for prompts in crop units (N, 2); 3 for the 3D-query
+      families, prompted with points of the canonical 3D face (N, 3)
+      (`data/query_tables`): their zero-shot prompts are a layout's query
+      table, not its 2D mean shape.
+    query_table_path: where in `constants` the training layouts' 3D query
+      tables (sum N_i, 3) live (the trainer fills it from
+      `data.query_tables`), or None.
   """
   name: str
   defaults: Callable[[], dict]
@@ -92,6 +99,8 @@ class Family:
   any_prompts: bool = False
   mean_shape_path: tuple[str, ...] = ('mean_shape',)
   encoder: Callable[[ml_collections.ConfigDict], tuple | None] = _no_encoder
+  prompt_dim: int = 2
+  query_table_path: tuple[str, ...] | None = None
 
   def default_config(self) -> ml_collections.ConfigDict:
     """The `model` section of a config of this family, with defaults."""
@@ -111,18 +120,18 @@ class Family:
 
   def mean_shapes(self, constants):
     """The concatenated mean-shape table (sum N_i, 2) in `constants`."""
-    node = constants
-    for key in self.mean_shape_path:
-      node = node[key]
-    return node
+    return _get(constants, self.mean_shape_path)
 
   def with_mean_shapes(self, constants, table):
     """A copy of `constants` with the mean-shape table replaced."""
-    def put(node, path):
-      out = dict(node)
-      out[path[0]] = table if len(path) == 1 else put(node[path[0]], path[1:])
-      return out
-    return put(constants, self.mean_shape_path)
+    return _put(constants, self.mean_shape_path, table)
+
+  def with_query_table(self, constants, table):
+    """A copy of `constants` with the 3D query table (sum N_i, 3) replaced
+    (families with a `query_table_path`; others: unchanged)."""
+    if self.query_table_path is None:
+      return constants
+    return _put(constants, self.query_table_path, table)
 
   def check_prompts(self, num_prompts: int, datasets, what: str):
     """JaxlmError naming `what` unless the family can predict
@@ -131,3 +140,17 @@ class Family:
     if not self.any_prompts and num_prompts != n:
       raise JaxlmError(f'{what}: {num_prompts} points, but model {self.name} '
                        f'predicts the {n} points of its training layout only')
+
+
+def _get(tree, path):
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def _put(tree, path, value):
+  """A copy of nested dict `tree` with `value` at `path`."""
+  out = dict(tree)
+  out[path[0]] = value if len(path) == 1 else _put(tree[path[0]], path[1:],
+                                                   value)
+  return out

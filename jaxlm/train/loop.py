@@ -17,7 +17,7 @@ import tqdm
 
 from jaxlm import checkpoints, layouts, models
 from jaxlm.config import to_json, validate
-from jaxlm.data import pipeline, sources
+from jaxlm.data import pipeline, query_tables, sources
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
 from jaxlm.train import sharding
@@ -90,9 +90,12 @@ class Experiment:
   def init_state(self, mean_table, ema: bool = False):
     """() -> a fresh TrainState (to jit or eval_shape)."""
     c = self.config
+    queries = None
+    if self.family.query_table_path is not None:  # 3D-query families
+      queries = query_tables.queries_table([l.name for l in self.layouts])
     return lambda: create_state(self.model, self.family, self.tx,
                                 c.data.image_size, c.data.num_anchors, c.seed,
-                                mean_table, ema=ema)
+                                mean_table, ema=ema, query_table=queries)
 
   def train_step(self, mesh=None, ema_decay: float = 0.0):
     """The un-jitted step (`step.jit_step` jits it)."""

@@ -71,15 +71,18 @@ def make_optimizer(optim_cfg, total_steps: int):
 
 
 def create_state(model, family, tx, image_size: int, num_anchors: int,
-                 seed: int, mean_table, ema: bool = False):
+                 seed: int, mean_table, ema: bool = False, query_table=None):
   """Initialises a TrainState: params from `seed`, the family's mean-shape
-  table set to `mean_table`, an EMA copy of the params when `ema`."""
+  table set to `mean_table` (and its 3D query table to `query_table`, for
+  families with one), an EMA copy of the params when `ema`."""
   rng = jax.random.key(seed)
   init_rng, rng = jax.random.split(rng)
   variables = models.init_variables(model, init_rng, image_size,
                                     max(num_anchors, 1))
   constants = family.with_mean_shapes(variables['constants'],
                                       jnp.asarray(mean_table))
+  if query_table is not None:
+    constants = family.with_query_table(constants, jnp.asarray(query_table))
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), constants=constants,

@@ -1,9 +1,7 @@
 import numpy as np
-import pytest
 
 from jaxlm.data import pipeline, sources
 from jaxlm.data.synthetic import SyntheticFaces
-from jaxlm.errors import JaxlmError
 
 
 def _specs():
@@ -54,14 +52,23 @@ def test_deterministic_and_resumable():
   np.testing.assert_array_equal(next(c)['point_index'], fourth)
 
 
-def test_too_many_anchors_is_an_error():
-  with pytest.raises(JaxlmError, match='num_anchors'):
-    _data(num_anchors=30)
-
-
 def test_eval_batches_pad_the_last_batch():
   src = SyntheticFaces('syn29', 5, 1, 64)
   batches = list(pipeline.eval_batches(src, 4))
   assert len(batches) == 2
   assert batches[1]['valid'].tolist() == [True, False, False, False]
   assert batches[1]['image'].shape == (4, 64, 64, 3)
+
+
+def test_layouts_with_fewer_points_than_num_anchors_are_padded():
+  from jaxlm.data.pipeline import _TrainExample
+  ex = _TrainExample(offset=10, num_points=5, num_anchors=8, image_size=10,
+                     mask_invisible=False)
+  sample = dict(image=np.zeros((10, 10, 3), np.uint8),
+                landmarks=np.arange(10, dtype=np.float32).reshape(5, 2),
+                visible=np.ones(5, bool), index=0)
+  out = ex(sample, np.random.default_rng(0))
+  assert out['point_index'].shape == (8,)
+  assert sorted(out['point_index'][:5].tolist()) == list(range(10, 15))
+  np.testing.assert_array_equal(out['weight'], [1] * 5 + [0] * 3)
+  np.testing.assert_array_equal(out['point_index'][5:], 10)
