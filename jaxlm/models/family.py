@@ -79,8 +79,9 @@ class Family:
       shapes, TUFA); otherwise prompts must have the N points of the
       training layout.
     mean_shape_path: where in `constants` the concatenated mean shapes live.
-    encoder: model config -> (params path, ViT variant) of the ViT that
-      `init.encoder` (a converted DINO checkpoint) initialises, or None.
+    encoder: model config -> (params path, variant) of the encoder that
+      `init.encoder` (a converted DINO or ConvNeXt checkpoint) initialises,
+      or None.
     prompt_dim: 2 for prompts in crop units (N, 2); 3 for the 3D-query
       families, prompted with points of the canonical 3D face (N, 3)
       (`data/query_tables`): their zero-shot prompts are a layout's query

@@ -65,29 +65,44 @@ def check_extractor(kind: str, variant: str):
 
 
 class ResNetDescriptor(nn.Module):
-  """ImageNet-normalised RGB -> ResNet trunk -> global average pool."""
+  """ImageNet-normalised RGB -> ResNet trunk -> global average pool (or,
+  `return_map`, the C5 map)."""
   depth: int = 18
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, images, train=False):
+  def __call__(self, images, train=False, return_map=False):
     x = vit.normalize_images(images, self.dtype)
     x = resnet.ResNetTrunk(self.depth, 3, 0.9, self.dtype, name='trunk')(
-        x, train)
-    return x.astype(jnp.float32).mean(axis=(1, 2))
+        x, train).astype(jnp.float32)
+    return x if return_map else x.mean(axis=(1, 2))
 
 
 class ViTDescriptor(nn.Module):
-  """jaxlm's ViT -> the mean of its patch tokens (after the final norm)."""
+  """jaxlm's ViT -> the mean of its patch tokens after the final norm (or,
+  `return_map`, the tokens (B, h * w, C))."""
   variant: str = 'S/16'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, images, train=False):
+  def __call__(self, images, train=False, return_map=False):
     del train
     tokens, _ = vit.ViT(self.variant, pos_init='sincos', dtype=self.dtype,
                         name='vit')(images)
-    return tokens.astype(jnp.float32).mean(axis=1)
+    tokens = tokens.astype(jnp.float32)
+    return tokens if return_map else tokens.mean(axis=1)
+
+
+POOLS = ('mean', 'flatten')
+
+
+def feature_map(module, kind: str, images, train):
+  """F's last feature map (B, ..., C) before pooling, float32."""
+  if kind == 'convnext':
+    return module.features(images, train)
+  if kind == 'mobilenet_v3':
+    return module(images, train, return_feature_map=True)[1]
+  return module(images, train, return_map=True)
 
 
 def extractor(kind: str, variant: str, drop_path: float, dtype):
@@ -112,6 +127,11 @@ class Queries3D(nn.Module):
     predictor: 'mlp' or 'transformer'; predictor_width (512 / 768 in the
       paper), predictor_depth (4), predictor_heads (8, transformer only).
     query_dim: M's embedding width (64).
+    pool: how F's last map becomes f: 'mean' (the paper: F's own pooled
+      descriptor; for ConvNeXt mean then LayerNorm), or 'flatten' (the map
+      flattened, LayerNorm, Dense(descriptor_dim): keeps where things are,
+      which a global average of a from-scratch network nearly loses).
+    descriptor_dim: the width of f with pool 'flatten' (768, the paper's).
     drop_path: ConvNeXt's stochastic depth rate.
     dtype: compute dtype (parameters and outputs float32).
   """
@@ -123,6 +143,8 @@ class Queries3D(nn.Module):
   predictor_depth: int = 4
   predictor_heads: int = 8
   query_dim: int = 64
+  pool: str = 'mean'
+  descriptor_dim: int = 768
   drop_path: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
@@ -134,6 +156,13 @@ class Queries3D(nn.Module):
                                     (n, 2), 0.5, jnp.float32)
     self.features = extractor(self.extractor, self.variant,
                               self.drop_path, self.dtype)
+    if self.pool == 'flatten':
+      self.flat_norm = nn.LayerNorm(1e-6)
+      self.flat_proj = nn.Dense(self.descriptor_dim, dtype=self.dtype,
+                                kernel_init=nn.initializers.xavier_uniform())
+    elif self.pool != 'mean':
+      raise ValueError(f'unknown pool {self.pool!r}; known: '
+                       f'{", ".join(POOLS)}')
     self.query_encoder = QueryEncoder(self.query_dim, self.dtype)
     if self.predictor == 'mlp':
       self.head = MLPPredictor(self.predictor_width, self.predictor_depth,
@@ -168,7 +197,12 @@ class Queries3D(nn.Module):
                          f'points, got shape {q.shape}')
       if q.ndim == 2:
         q = jnp.broadcast_to(q, (images.shape[0],) + q.shape)
-    f = self.features(images, train)
+    if self.pool == 'flatten':
+      fmap = feature_map(self.features, self.extractor, images, train)
+      f = self.flat_proj(self.flat_norm(fmap.reshape(fmap.shape[0], -1)))
+      f = f.astype(jnp.float32)
+    else:
+      f = self.features(images, train)
     out = predict_queries(f, self.query_encoder(q), self.head)
     return dict(landmarks=(out[..., :2] + 1.0) / 2.0, log_var=out[..., 2])
 
@@ -199,6 +233,8 @@ def defaults():
       predictor_depth=4,
       predictor_heads=8,
       query_dim=64,  # M's embedding width
+      pool='mean',  # f from F's map: 'mean' (the paper's) or 'flatten'
+      descriptor_dim=768,  # width of f with pool 'flatten'
       drop_path=0.0,
       dtype='float32')
 
@@ -213,6 +249,9 @@ def build(c, datasets):
   if c.predictor not in PREDICTORS:
     raise JaxlmError(f'config key model.predictor: unknown predictor '
                      f'{c.predictor!r} (known: {", ".join(PREDICTORS)})')
+  if c.pool not in POOLS:
+    raise JaxlmError(f'config key model.pool: unknown pool {c.pool!r} '
+                     f'(known: {", ".join(POOLS)})')
   if c.predictor == 'transformer' and c.predictor_width % c.predictor_heads:
     raise JaxlmError(f'config key model.predictor_width: '
                      f'{c.predictor_width} is not a multiple of '
@@ -223,7 +262,7 @@ def build(c, datasets):
       predictor_width=int(c.predictor_width),
       predictor_depth=int(c.predictor_depth),
       predictor_heads=int(c.predictor_heads), query_dim=int(c.query_dim),
-      drop_path=float(c.drop_path), dtype=compute_dtype(c))
+      pool=c.pool, descriptor_dim=int(c.descriptor_dim), drop_path=float(c.drop_path), dtype=compute_dtype(c))
 
 
 def _loss(model, train_layouts):
@@ -244,10 +283,14 @@ def _loss(model, train_layouts):
   return queries3d_loss
 
 
+# F's params path that `init.encoder` fills: a converted DINO ViT or
+# ConvNeXt (ImageNet) checkpoint (`jaxlm convert dino|convnext`).
+_ENCODER_PATHS = {'vit': ('features', 'vit'), 'convnext': ('features',)}
+
 FAMILY = Family(
     name='queries3d', defaults=defaults, build=build, loss=_loss,
     landmarks=lambda outputs: outputs['landmarks'], uncertainty=uncertainty,
     anchor_masking=True, any_prompts=True, prompt_dim=3,
     query_table_path=('queries',), mean_shape_path=('mean_shape',),
-    encoder=lambda c: ((('features', 'vit'), c.variant)
-                       if c.extractor == 'vit' else None))
+    encoder=lambda c: _ENCODER_PATHS.get(c.extractor) and (
+        _ENCODER_PATHS[c.extractor], c.variant))

@@ -15,7 +15,10 @@ to that landmark's 2D position and confidence. Two predictors (paper §4.7):
 Output (B, N, 3): (μ_x, μ_y) in screen units [-1, 1] (the crop's left/top
 edge at -1) and s, the log-variance of an isotropic Gaussian (σ² = e^s,
 screen units²). The last layer starts at zero: every untrained prediction is
-the crop centre with σ = 1.
+the crop centre with σ = 1. The MLP layers start with variance 1 / fan_in
+(LeCun normal, as PyTorch's nn.Linear up to its uniform shape): ViT's
+N(0, 0.02) would shrink a 3D query to ~1e-3 after two layers, and the
+predictor would take thousands of steps to see it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlm.models.attention import dense_init
 from jaxlm.models.vit import Block
 
 PREDICTORS = ('mlp', 'transformer')
+mlp_init = nn.initializers.lecun_normal()
 
 
 def gelu(x):
@@ -42,9 +45,9 @@ class QueryEncoder(nn.Module):
   @nn.compact
   def __call__(self, queries):
     x = queries.astype(self.dtype)
-    x = gelu(nn.Dense(self.dim, dtype=self.dtype, kernel_init=dense_init,
+    x = gelu(nn.Dense(self.dim, dtype=self.dtype, kernel_init=mlp_init,
                       name='fc1')(x))
-    return nn.Dense(self.dim, dtype=self.dtype, kernel_init=dense_init,
+    return nn.Dense(self.dim, dtype=self.dtype, kernel_init=mlp_init,
                     name='fc2')(x)
 
 
@@ -64,7 +67,7 @@ class MLPPredictor(nn.Module):
   @nn.compact
   def __call__(self, x):
     for i in range(self.depth - 1):
-      x = gelu(nn.Dense(self.width, dtype=self.dtype, kernel_init=dense_init,
+      x = gelu(nn.Dense(self.width, dtype=self.dtype, kernel_init=mlp_init,
                         name=f'fc{i + 1}')(x))
     return _output(x)
 
@@ -80,7 +83,7 @@ class TransformerPredictor(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Dense(self.width, dtype=self.dtype, kernel_init=dense_init,
+    x = nn.Dense(self.width, dtype=self.dtype, kernel_init=mlp_init,
                  name='embed')(x)
     for i in range(self.depth):
       x = Block(self.heads, self.mlp_ratio * self.width, self.dtype,

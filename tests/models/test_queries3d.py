@@ -32,36 +32,42 @@ def _perturbed(params):
 
 
 def variables(model, seed=0):
-  v = jax.jit(lambda: models.init_variables(model, jax.random.key(seed), 32,
-                                            4))()
-  # a query table to gather from, and a head that is not zero
+  """(initial variables, variables with a query table and a perturbed,
+  non-zero head)."""
+  init = jax.jit(lambda: models.init_variables(model, jax.random.key(seed),
+                                               32, 4))()
+  v = dict(init)
   table = jax.random.normal(jax.random.key(1), (127, 3))
   v['constants'] = models.get('queries3d').with_query_table(v['constants'],
                                                            table)
   v['params'] = _perturbed(v['params'])
-  return v
+  return init, v
 
 
 def apply(m, v, x, prompts=None, **kw):
   return jax.jit(lambda v, x, p: m.apply(v, x, p, **kw))(v, x, prompts)
 
 
-@pytest.fixture(scope='module', params=['mlp', 'transformer'])
-def model_and_vars(request):
-  kw = dict(predictor=request.param)
-  if request.param == 'transformer':
-    kw.update(predictor_width=32, predictor_heads=4, predictor_depth=2)
-  m = build(**kw)
-  return request.param, m, variables(m)
+@pytest.fixture(scope='module')
+def mlp():
+  m = build()
+  return (m,) + variables(m)
 
 
-def images(b=2):
-  return jax.random.randint(jax.random.key(3), (b, 32, 32, 3), 0, 256
+@pytest.fixture(scope='module')
+def transformer():
+  m = build(predictor='transformer', predictor_width=32, predictor_heads=4,
+            predictor_depth=2)
+  return m, variables(m)[1]
+
+
+def images(b=2, size=32):
+  return jax.random.randint(jax.random.key(3), (b, size, size, 3), 0, 256
                             ).astype(jnp.uint8)
 
 
-def test_point_index_gathers_the_query_table(model_and_vars):
-  _, m, v = model_and_vars
+def test_point_index_gathers_the_query_table(mlp):
+  m, _, v = mlp
   idx = jnp.array([[0, 5, 98, 126], [3, 99, 100, 1]])
   by_index = apply(m, v, images(), point_index=idx)
   table = v['constants']['queries']
@@ -76,9 +82,11 @@ def test_point_index_gathers_the_query_table(model_and_vars):
   np.testing.assert_array_equal(p29, table[98:])
 
 
+@pytest.mark.parametrize('kind', ['mlp', 'transformer'])
 def test_queries_are_independent_in_the_mlp_and_see_each_other_in_the_transformer(
-    model_and_vars):
-  kind, m, v = model_and_vars
+    kind, request):
+  fixture = request.getfixturevalue(kind)
+  m, v = fixture[0], fixture[-1]  # the model, perturbed variables
   q = jax.random.normal(jax.random.key(4), (6, 3))
   full = apply(m, v, images(1), q)['landmarks'][0]
   perm = np.array([5, 2, 0, 1, 4, 3])
@@ -91,9 +99,8 @@ def test_queries_are_independent_in_the_mlp_and_see_each_other_in_the_transforme
     assert np.abs(alone - full[:2]).max() > 1e-5
 
 
-def test_untrained_head_predicts_the_centre_with_unit_sigma():
-  m = build()
-  v = jax.jit(lambda: models.init_variables(m, jax.random.key(0), 32, 3))()
+def test_untrained_head_predicts_the_centre_with_unit_sigma(mlp):
+  m, v, _ = mlp
   out = apply(m, v, images(), jnp.ones((5, 3)))
   np.testing.assert_allclose(out['landmarks'], 0.5)
   np.testing.assert_allclose(out['log_var'], 0.0)
@@ -133,6 +140,23 @@ def test_other_feature_extractors(extractor, variant):
     assert 'patch_embed' in node
 
 
+@pytest.mark.parametrize('extractor,variant', [('convnext', TINY),
+                                               ('mobilenet_v3', 'small'),
+                                               ('vit', 'Ti/16:depth=1'),
+                                               ('resnet', '18')])
+def test_flatten_pool_projects_the_whole_map(extractor, variant):
+  m = build(extractor=extractor, variant=variant, pool='flatten',
+            descriptor_dim=24)
+  shapes = models.abstract_variables(m, 64)
+  out = jax.eval_shape(lambda v: m.apply(v, images(2, 64), jnp.ones((7, 3))),
+                       shapes)
+  assert out['landmarks'].shape == (2, 7, 2)
+  # the projection sees every cell of F's 64 / 32 = 2 x 2 (ViT: 4 x 4) map
+  cells = 16 if extractor == 'vit' else 4
+  kernel = shapes['params']['flat_proj']['kernel'].shape
+  assert kernel[1] == 24 and kernel[0] % cells == 0
+
+
 def test_bad_settings_are_errors_naming_the_key():
   with pytest.raises(JaxlmError, match='model.extractor:'):
     build(extractor='vgg')
@@ -140,6 +164,8 @@ def test_bad_settings_are_errors_naming_the_key():
     build(variant='huge')
   with pytest.raises(JaxlmError, match='model.predictor:'):
     build(predictor='rnn')
+  with pytest.raises(JaxlmError, match='model.pool:'):
+    build(pool='max')
   with pytest.raises(JaxlmError, match='model.predictor_width'):
     build(predictor='transformer', predictor_width=30, predictor_heads=4)
   m = build()
