@@ -58,7 +58,7 @@ DATASETS_FILE = 'datasets.json'
 META_FILE = 'convert.json'
 PARAMS_DIR = 'params'
 # Kinds of weights folders that hold a ViT encoder (`init.encoder`).
-ENCODER_KINDS = ('dino', 'dinov2', 'dinov3')
+ENCODER_KINDS = ('dino', 'dinov2', 'dinov3', 'convnext')
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:

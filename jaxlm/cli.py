@@ -1,4 +1,5 @@
-"""The `jaxlm` command: train, eval, predict, synth, build, fake-data, convert.
+"""The `jaxlm` command: train, eval, predict, query, synth, build, fake-data,
+convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
@@ -99,6 +100,26 @@ def cmd_predict(args, extra):
     print(json.dumps(result))
 
 
+def cmd_query(args, extra):
+  """Clicked image points -> their 3D queries (paper 002 §4.2), as a .npy
+  `predict --layout` tracks."""
+  del extra
+  from jaxlm import predict, query_optimization
+  target = args.checkpoint or args.workdir
+  if not target:
+    raise JaxlmError('query needs --workdir DIR or --checkpoint CKPT')
+  points = [query_optimization.parse_point(p) for p in args.point]
+  box = predict.parse_box(args.box) if args.box else None
+  found = query_optimization.query_file(target, args.image, points, args.out,
+                                        box=box, crop=args.crop,
+                                        steps=args.steps)
+  for p, q, r, r0 in zip(found['points'], found['queries'],
+                         found['residual'], found['start_residual']):
+    print(f'point ({p[0]:.1f}, {p[1]:.1f}) px -> query ({q[0]:.4f}, '
+          f'{q[1]:.4f}, {q[2]:.4f}), residual {r:.3f} px (start {r0:.2f} '
+          f'px)')
+
+
 def cmd_synth(args, extra):
   del extra
   from jaxlm import plots
@@ -173,6 +194,19 @@ def build_parser():
   r.add_argument('--json', help='landmarks JSON')
   r.set_defaults(fn=cmd_predict)
 
+  q = sub.add_parser('query', help='3D queries of clicked points of one '
+                     'image (3D-query models), for predict --layout')
+  q.add_argument('--workdir')
+  q.add_argument('--checkpoint')
+  q.add_argument('--image', required=True)
+  q.add_argument('--point', required=True, nargs='+', metavar='X,Y',
+                 help='clicked points, image pixels')
+  q.add_argument('--box', help='x0,y0,x1,y1 face box in image pixels')
+  q.add_argument('--crop', default='face', help='"face" (default) or "none"')
+  q.add_argument('--out', required=True, help='(K, 3) queries .npy')
+  q.add_argument('--steps', type=int, default=150, help='Adam steps')
+  q.set_defaults(fn=cmd_query)
+
   s = sub.add_parser('synth', help='render synthetic faces')
   s.add_argument('--layout', default='syn98')
   s.add_argument('--num', type=int, default=16)
@@ -205,11 +239,11 @@ def build_parser():
 
   c = sub.add_parser('convert', help='PyTorch weights (.pth/.safetensors) '
                      '-> orbax checkpoint')
-  c.add_argument('kind', choices=['dino', 'dinov2', 'dinov3', 'tufa', 'slpt',
-                                  'dslpt'])  # jaxlm.convert.KINDS
+  c.add_argument('kind', choices=['dino', 'dinov2', 'dinov3', 'convnext',
+                                  'tufa', 'slpt', 'dslpt'])  # convert.KINDS
   c.add_argument('--src', required=True, help='.pth/.pt/.bin/.safetensors')
   c.add_argument('--dst', required=True, help='output folder (new or empty)')
-  c.add_argument('--variant', help='expected ViT variant, e.g. S/16 '
+  c.add_argument('--variant', help='expected variant, e.g. S/16 or tiny '
                  '(checked against the file)')
   c.add_argument('--prompts', nargs='+', help='tufa: NAME=shape_N.npz'
                  '[:layout] per training dataset')
@@ -228,7 +262,7 @@ def build_parser():
                  'instead of refusing the file')
   c.set_defaults(fn=cmd_convert)
 
-  for sp in (t, e, r, s, b, f, c):
+  for sp in (t, e, r, q, s, b, f, c):
     sp.add_argument('--no-progress', action='store_true',
                     default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
   return p

@@ -74,5 +74,5 @@ def test_a_vit_backbone_of_slpt_takes_the_encoder(tmp_path):
   for k in want:
     np.testing.assert_array_equal(got[k], want[k], err_msg=k)
   c.model.variant = 'hrnet_lite'
-  with pytest.raises(JaxlmError, match='has no ViT encoder'):
+  with pytest.raises(JaxlmError, match='has no encoder'):
     train(c, tmp_path / 'run2', progress=False)

@@ -10,7 +10,8 @@
   when complete, so a failed conversion leaves nothing at the destination.
 
 One key map per source: `dino.py` (DINO v1 and DINOv2, original/timm and
-Hugging Face names), `dinov3.py`, `tufa.py` (official Face_prompt + prompt
+Hugging Face names), `dinov3.py`, `convnext.py` (the 3D-query family's
+feature extractor, HF or original names), `tufa.py` (official Face_prompt + prompt
 files), `slpt.py` (official SLPT / DSLPT). `convert(kind, ...)` is what
 `jaxlm convert KIND` runs.
 """
@@ -37,8 +38,12 @@ DEFAULT_CONFIG = {'tufa': 'tufa_vits16_multi.py',
 
 
 def _encoder(kind, tensors, where, dst, meta, opts):
-  """DINO v1/v2/v3 -> a weights folder (`init.encoder`)."""
-  if kind == 'dinov3':
+  """DINO v1/v2/v3 or ConvNeXt -> a weights folder (`init.encoder`)."""
+  if kind == 'convnext':
+    from jaxlm.convert import convnext  # pylint: disable=g-import-not-at-top
+    tree, variant, style, lines = convnext.convert_convnext(
+        tensors, where, opts.get('variant'))
+  elif kind == 'dinov3':
     from jaxlm.convert import dinov3  # pylint: disable=g-import-not-at-top
     tree, variant, style, lines = dinov3.convert_dinov3(tensors, where,
                                                         opts.get('variant'))
@@ -113,13 +118,13 @@ def _slpt(kind, tensors, where, dst, meta, opts):
 
 
 KINDS = {'dino': _encoder, 'dinov2': _encoder, 'dinov3': _encoder,
-         'tufa': _tufa, 'slpt': _slpt, 'dslpt': _slpt}
+         'convnext': _encoder, 'tufa': _tufa, 'slpt': _slpt, 'dslpt': _slpt}
 
 
 def convert(kind: str, src, dst, **opts) -> tuple[dict, list[str]]:
   """Converts the PyTorch file `src` of `kind` into `dst`.
 
-  Options: variant (expected ViT variant), prompts (tufa: NAME=FILE[:layout]
+  Options: variant (expected ViT or ConvNeXt variant), prompts (tufa: NAME=FILE[:layout]
   specs), config (tufa/slpt/dslpt: the config whose model/eval settings the
   run uses; default `DEFAULT_CONFIG`), overrides ({'key': 'value'} applied to
   it), init (slpt/dslpt: the official init_N.npz), dataset, layout,
@@ -133,9 +138,10 @@ def convert(kind: str, src, dst, **opts) -> tuple[dict, list[str]]:
     raise JaxlmError(f'convert {kind}: unknown kind (known: '
                      f'{", ".join(KINDS)})')
   if opts.get('variant'):
-    from jaxlm.models import vit  # pylint: disable=g-import-not-at-top
+    from jaxlm.models import convnext, vit  # pylint: disable=g-import-not-at-top
     try:
-      vit.decode_variant(opts['variant'])
+      (convnext if kind == 'convnext' else vit).decode_variant(
+          opts['variant'])
     except ValueError as e:
       raise ConversionError(f'--variant: {e}') from None
   dst = Path(dst).expanduser()

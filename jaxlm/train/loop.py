@@ -114,7 +114,7 @@ def setup(config) -> Experiment:
   if init.get('encoder', '') and not has_encoder:
     raise JaxlmError(f'config key init.encoder={init.encoder}: model '
                      f'{config.model.name} with variant {config.model.variant}'
-                     f' has no ViT encoder to initialise')
+                     f' has no encoder to initialise')
   if has_encoder and 'init' in config and not (init.get('encoder', '') or
                                                init.get('checkpoint', '')):
     log.warning('init.encoder is empty: the encoder starts from random '
@@ -159,8 +159,8 @@ def setting_differences(family, mine, theirs, ignore=()):
 
 
 def load_encoder_init(path, exp: Experiment, params):
-  """`params` with the family's ViT encoder replaced by converted weights
-  (`jaxlm convert dino ...`). The variant and every parameter's shape must
+  """`params` with the family's encoder replaced by converted weights
+  (`jaxlm convert dino|dinov2|dinov3|convnext ...`). The variant and every parameter's shape must
   match the model's; the arrays are placed like the current ones."""
   where = f'config key init.encoder={path}'
   model_cfg = exp.family.complete(exp.config.model)
@@ -168,7 +168,8 @@ def load_encoder_init(path, exp: Experiment, params):
   loaded, meta = checkpoints.load_weights(path)
   if meta.get('kind') not in checkpoints.ENCODER_KINDS:
     raise JaxlmError(f'{where}: a converted {meta.get("kind")!r} checkpoint, '
-                     f'not an encoder (convert one with `jaxlm convert dino`)')
+                     f'not an encoder (convert one with `jaxlm convert dino` or '
+                     f'`convnext`)')
   if meta.get('variant') != variant:
     raise JaxlmError(f'{where}: encoder {meta.get("variant")} but the config '
                      f'has model.variant={model_cfg.variant}')

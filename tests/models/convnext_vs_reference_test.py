@@ -190,3 +190,31 @@ def test_real_size_tiny_converts():
       np.shape(a), b.shape), tree, want)
   assert sum(np.size(a) for a in jax.tree_util.tree_leaves(tree)) == (
       27_820_128)
+
+
+def test_jaxlm_convert_convnext_initialises_the_3d_query_extractor(
+    reference, tmp_path):
+  """`jaxlm convert convnext` writes a weights folder that `init.encoder`
+  places at the queries3d family's extractor (the family's encoder path)."""
+  import safetensors.numpy
+  from jaxlm import checkpoints, models
+  from jaxlm.convert import convert
+  _, sd, params = reference
+  src = tmp_path / 'model.safetensors'
+  safetensors.numpy.save_file({k: np.ascontiguousarray(v)
+                               for k, v in sd.items()}, str(src))
+  meta, _ = convert('convnext', src, tmp_path / 'w')
+  assert meta['variant'] == VARIANT
+  loaded, meta = checkpoints.load_weights(tmp_path / 'w')
+  assert meta['kind'] in checkpoints.ENCODER_KINDS
+  fam = models.get('queries3d')
+  c = fam.complete(dict(name='queries3d', variant=VARIANT))
+  path, variant = fam.encoder(c)
+  assert variant == VARIANT
+  node = models.abstract_variables(models.build(c, (('syn98', 98),)),
+                                   64)['params']
+  for k in path:
+    node = node[k]
+  checkpoints.check_tree(node, loaded, what='extractor')
+  for k, v in flatten(params).items():
+    np.testing.assert_array_equal(flatten(loaded)[k], v)
