@@ -74,6 +74,10 @@ def prompts_for(name, ecfg, model, family, variables, datasets, image_size,
                          f'{ecfg.layout})')
     p = _zero_shot_prompts(name, ecfg, image_size, mean_samples, data_dir)
     if family.prompt_dim == 3:  # 3D-query families: the layout's queries
+      if ecfg.layout not in query_tables.known_layouts():
+        raise JaxlmError(
+            f'config key data.eval.{name}.layout: {ecfg.layout!r} has no 3D '
+            f'query table (known: {", ".join(query_tables.known_layouts())})')
       return query_tables.layout_queries(ecfg.layout), p, True
     return p, p, True
   raise JaxlmError(f'data.eval.{name}.prompts: {spec!r} is neither a '

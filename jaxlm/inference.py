@@ -40,8 +40,8 @@ def make_predict(model, family, with_uncertainty: bool = True):
 
 
 def dataset_prompts(model, variables, name: str):
-  """(N, 2) prompts that predict training dataset `name`'s layout (its
-  aligned mean shape), in crop units."""
+  """(N, D) prompts that predict training dataset `name`'s layout (its
+  aligned mean shape in crop units, or its 3D query table)."""
   return model.apply(variables, name, method=type(model).dataset_prompts)
 
 

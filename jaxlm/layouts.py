@@ -113,11 +113,13 @@ _CELEBA5 = dict(
     groups=dict(eyes=(0, 1), nose=(2,), mouth=(3, 4)))
 
 # jaxlm's dense synthetic layout (data/synthetic/canonical.py): 2048 fixed
-# points of the canonical face, the first two its outer eye corners (so the
-# inter-ocular normaliser applies), no flip pairs (never flip-augmented).
+# points of the canonical face, the first four its outer eye corners and
+# pupils (so the inter-ocular and inter-pupil normalisers apply), no flip
+# pairs (never flip-augmented).
 _SYNDENSE = dict(
-    num_points=2048, outer_eye_corners=(0, 1), pupils=((0,), (1,)),
-    flip_pairs=(), groups=dict(eyes=(0, 1), dense=_r(2, 2048)))
+    num_points=2048, outer_eye_corners=(0, 1), pupils=((2,), (3,)),
+    flip_pairs=(), groups=dict(eyes=(0, 1), pupils=(2, 3),
+                               dense=_r(4, 2048)))
 
 LAYOUTS: dict[str, Layout] = {
     name: Layout(name=name, **spec) for name, spec in [

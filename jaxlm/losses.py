@@ -123,7 +123,8 @@ def isotropic_gaussian_nll(mean, target, log_var, weight):
   Returns:
     scalar: sum w l / sum w.
   """
-  var = jnp.maximum(jnp.exp(log_var), MIN_VARIANCE)
+  # log σ² = max(s, log 1e-6), without forming e^s (no overflow for s > 88)
+  log_var = jnp.maximum(log_var, jnp.log(MIN_VARIANCE))
   err = ((mean - target) ** 2).sum(-1)  # (B, N)
-  nll = jnp.log(var) + err / (2.0 * var)
+  nll = log_var + 0.5 * err * jnp.exp(-log_var)
   return (nll * weight).sum() / jnp.maximum(weight.sum(), 1e-6)

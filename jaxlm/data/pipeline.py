@@ -14,10 +14,11 @@ Training examples carry
     whose target is 0 rather than NaN);
   example_id: int32 dataset number * 2^24 + the face's index in it.
 Anchor masking (thesis §6.2.1): each example keeps `num_anchors` random points
-of its layout, so examples of every layout batch together; a layout with
-fewer points keeps all of them, padded with weight-0 entries (a dense layout
-can then train beside sparse ones). `num_anchors` 0 keeps every point in
-layout order (SLPT and DSLPT).
+of its layout, so examples of every layout batch together. With
+`pad_anchors` (families whose `Family.pad_anchors` is set), a layout with
+fewer points keeps all of them and repeats them with weight 0, so a dense
+layout trains beside sparse ones; otherwise that is a config error.
+`num_anchors` 0 keeps every point in layout order (SLPT and DSLPT).
 
 Evaluation examples carry the full layout: landmarks (N, 2) crop pixels
 (NaN where a point has no position), visible, `valid` (False on padding rows
@@ -100,9 +101,9 @@ class _TrainExample:
                         replace=False)
     else:  # no masking: every point, in layout order (SLPT/DSLPT)
       keep = np.arange(self.num_points)
-    # A layout with fewer points than num_anchors keeps all of them and is
-    # padded with weight-0 copies of its first point.
-    keep = np.concatenate([keep, np.zeros(pad, keep.dtype)])
+    # A layout with fewer points than num_anchors keeps all of them, then
+    # repeats them (in the same random order) with weight 0.
+    keep = np.concatenate([keep, keep[np.arange(pad) % len(keep)]])
     target = np.asarray(sample['landmarks'], np.float32)[keep]
     has_position = np.isfinite(target).all(axis=1)
     has_position[len(keep) - pad:] = False
@@ -122,6 +123,7 @@ class _TrainExample:
 def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
                   num_anchors: int, image_size: int, batch_size: int,
                   seed: int, mask_invisible: bool = False,
+                  pad_anchors: bool = False,
                   process_index: int = 0, process_count: int = 1,
                   worker_count: int = 0, read_threads: int = 1,
                   augment: augment_lib.AugmentConfig | None = None):
@@ -136,6 +138,10 @@ def train_dataset(specs: list[DatasetSpec], offsets: dict[str, int], *,
   augment = augment or augment_lib.AugmentConfig()
   parts = []
   for i, spec in enumerate(specs):
+    if num_anchors > spec.num_points and not pad_anchors:
+      raise JaxlmError(f'config key data.num_anchors: {num_anchors} anchors '
+                       f'exceed the {spec.num_points} points of dataset '
+                       f'{spec.name!r}')
     ds = grain.MapDataset.source(spec.source)
     ds = ds[process_index::process_count]
     ds = ds.shuffle(seed=seed + 7919 * i).repeat()

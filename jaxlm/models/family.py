@@ -12,15 +12,17 @@ Every family's module follows one API:
     images: (B, H, W, 3) RGB in [0, 255] (uint8 or float);
     point_index: (B, N) int global indices of the landmarks to predict, into
       the training datasets' concatenated point tables (training);
-    prompts: (N, 2) or (B, N, 2) in [0, 1] crop units: the positions a
-      family starts from or is prompted with (inference); families that
-      regress a fixed layout only check N;
-  module.dataset_prompts(name) -> (N, 2): the prompts that predict training
-    dataset `name`'s layout (its aligned mean shape).
+    prompts: (N, D) or (B, N, D), D the family's `prompt_dim`: in [0, 1]
+      crop units (D = 2), the positions a family starts from or is prompted
+      with (inference; families that regress a fixed layout only check N),
+      or points of the canonical 3D face (D = 3, the 3D-query family);
+  module.dataset_prompts(name) -> (N, D): the prompts that predict training
+    dataset `name`'s layout (its aligned mean shape, or its query table).
 
 Variables: `params` (trained), `constants` (saved, never trained: the
 training datasets' mean shapes, concatenated in dataset order, at
-`mean_shape_path`), and `batch_stats` where the family has BatchNorm.
+`mean_shape_path`, and the 3D-query family's query tables at
+`query_table_path`), and `batch_stats` where the family has BatchNorm.
 Outputs may be any pytree; `landmarks(outputs)` gives the final prediction
 (B, N, 2) in [0, 1] crop units and `uncertainty(outputs)` (where the family
 has one) the per-landmark standard deviation (B, N, 2) in the same units.
@@ -89,6 +91,10 @@ class Family:
     query_table_path: where in `constants` the training layouts' 3D query
       tables (sum N_i, 3) live (the trainer fills it from
       `data.query_tables`), or None.
+    pad_anchors: with anchor masking, a layout with fewer points than
+      `data.num_anchors` is padded with weight-0 repeats (the 3D-query
+      family, whose dense layout trains beside sparse ones); otherwise such a
+      layout is a config error.
   """
   name: str
   defaults: Callable[[], dict]
@@ -102,6 +108,7 @@ class Family:
   encoder: Callable[[ml_collections.ConfigDict], tuple | None] = _no_encoder
   prompt_dim: int = 2
   query_table_path: tuple[str, ...] | None = None
+  pad_anchors: bool = False
 
   def default_config(self) -> ml_collections.ConfigDict:
     """The `model` section of a config of this family, with defaults."""

@@ -45,6 +45,8 @@ from jaxlm.models.query_predictor import (PREDICTORS, MLPPredictor,
 from jaxlm.models.semantic_alignment import point_offsets
 
 EXTRACTORS = ('convnext', 'mobilenet_v3', 'vit', 'resnet')
+# the predictor widths of the paper (§4.7), `model.predictor_width` 0
+PAPER_WIDTH = {'mlp': 512, 'transformer': 768}
 
 
 def check_extractor(kind: str, variant: str):
@@ -129,8 +131,8 @@ class Queries3D(nn.Module):
     query_dim: M's embedding width (64).
     pool: how F's last map becomes f: 'mean' (the paper: F's own pooled
       descriptor; for ConvNeXt mean then LayerNorm), or 'flatten' (the map
-      flattened, LayerNorm, Dense(descriptor_dim): keeps where things are,
-      which a global average of a from-scratch network nearly loses).
+      flattened, LayerNorm, Dense(descriptor_dim): keeps where things are;
+      an option beside the paper, not measured against 'mean').
     descriptor_dim: the width of f with pool 'flatten' (768, the paper's).
     drop_path: ConvNeXt's stochastic depth rate.
     dtype: compute dtype (parameters and outputs float32).
@@ -219,7 +221,7 @@ def screen_sigma(log_var):
 
 def uncertainty(outputs):
   """(B, N, 2) standard deviation in crop units (isotropic: σ / 2 on both
-  axes, screen units spanning 2 crop units)."""
+  axes, one crop unit spanning 2 screen units)."""
   s = screen_sigma(outputs['log_var'])[..., None] / 2.0
   return jnp.broadcast_to(s, outputs['landmarks'].shape)
 
@@ -229,7 +231,7 @@ def defaults():
       extractor='convnext',  # F: EXTRACTORS
       variant='tiny',  # F's size (convnext 'tiny', vit 'S/16', ..)
       predictor='mlp',  # P: 'mlp' or 'transformer'
-      predictor_width=512,  # 512 (mlp) / 768 (transformer) in the paper
+      predictor_width=0,  # 0: the paper's, 512 (mlp) / 768 (transformer)
       predictor_depth=4,
       predictor_heads=8,
       query_dim=64,  # M's embedding width
@@ -252,17 +254,18 @@ def build(c, datasets):
   if c.pool not in POOLS:
     raise JaxlmError(f'config key model.pool: unknown pool {c.pool!r} '
                      f'(known: {", ".join(POOLS)})')
-  if c.predictor == 'transformer' and c.predictor_width % c.predictor_heads:
-    raise JaxlmError(f'config key model.predictor_width: '
-                     f'{c.predictor_width} is not a multiple of '
-                     f'model.predictor_heads {c.predictor_heads}')
+  width = int(c.predictor_width) or PAPER_WIDTH[c.predictor]
+  if c.predictor == 'transformer' and width % c.predictor_heads:
+    raise JaxlmError(f'config key model.predictor_width: {width} is not a '
+                     f'multiple of model.predictor_heads {c.predictor_heads}')
   return Queries3D(
       datasets=datasets, extractor=c.extractor,
       variant=c.variant, predictor=c.predictor,
-      predictor_width=int(c.predictor_width),
+      predictor_width=width,
       predictor_depth=int(c.predictor_depth),
       predictor_heads=int(c.predictor_heads), query_dim=int(c.query_dim),
-      pool=c.pool, descriptor_dim=int(c.descriptor_dim), drop_path=float(c.drop_path), dtype=compute_dtype(c))
+      pool=c.pool, descriptor_dim=int(c.descriptor_dim),
+      drop_path=float(c.drop_path), dtype=compute_dtype(c))
 
 
 def _loss(model, train_layouts):
@@ -291,6 +294,7 @@ FAMILY = Family(
     name='queries3d', defaults=defaults, build=build, loss=_loss,
     landmarks=lambda outputs: outputs['landmarks'], uncertainty=uncertainty,
     anchor_masking=True, any_prompts=True, prompt_dim=3,
-    query_table_path=('queries',), mean_shape_path=('mean_shape',),
+    query_table_path=('queries',), pad_anchors=True,
+    mean_shape_path=('mean_shape',),
     encoder=lambda c: _ENCODER_PATHS.get(c.extractor) and (
         _ENCODER_PATHS[c.extractor], c.variant))

@@ -118,9 +118,16 @@ def setup(config) -> Experiment:
   if has_encoder and 'init' in config and not (init.get('encoder', '') or
                                                init.get('checkpoint', '')):
     log.warning('init.encoder is empty: the encoder starts from random '
-                'weights, not DINO')
+                'weights, not converted DINO / ConvNeXt ones')
   specs = sources.dataset_specs(config.data.train, config.data.image_size,
                                  config.data.get('data_dir', ''))
+  if family.query_table_path is not None:  # every layout needs its queries
+    for s in specs:
+      if s.layout not in query_tables.known_layouts():
+        raise JaxlmError(
+            f'config key data.train.{s.name}.layout: {s.layout!r} has no 3D '
+            f'query table for model {family.name} (known: '
+            f'{", ".join(query_tables.known_layouts())})')
   datasets = tuple((s.name, s.num_points) for s in specs)
   model = models.build(config.model, datasets)
   if not family.anchor_masking and config.data.num_anchors:
@@ -368,6 +375,7 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
       batch_size=config.train.batch_size // jax.process_count(),
       seed=config.seed,
       mask_invisible=config.data.mask_invisible,
+      pad_anchors=exp.family.pad_anchors,
       process_index=jax.process_index(), process_count=jax.process_count(),
       worker_count=config.data.workers, read_threads=config.data.threads,
       augment=pipeline.augment_config(config.data.get('augment')))

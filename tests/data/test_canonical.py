@@ -86,13 +86,15 @@ def test_self_occlusion_at_large_yaw():
                                              ].mean()
 
 
-def test_dense_layout_starts_with_the_outer_eye_corners():
+def test_dense_layout_starts_with_the_eye_corners_and_pupils():
   dense = SyntheticFaces('syndense', 3, seed=4, image_size=96)
   sparse = SyntheticFaces('syn98', 3, seed=4, image_size=96)
   item = dense[0]
   assert item['landmarks'].shape == (2048, 2)
-  corners = sparse.landmarks(0)[list(layouts.get('syn98').outer_eye_corners)]
-  np.testing.assert_allclose(item['landmarks'][:2], corners, atol=1e-3)
+  spec = layouts.get('syn98')
+  first = list(spec.outer_eye_corners) + [p[0] for p in spec.pupils]
+  np.testing.assert_allclose(item['landmarks'][:4],
+                             sparse.landmarks(0)[first], atol=1e-3)
   # the same face as any layout of the same seed and index
   assert dense.geometry(0) == sparse.geometry(0)
 

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from jaxlm.data import pipeline, sources
 from jaxlm.data.synthetic import SyntheticFaces
+from jaxlm.errors import JaxlmError
 
 
 def _specs():
@@ -60,15 +62,28 @@ def test_eval_batches_pad_the_last_batch():
   assert batches[1]['image'].shape == (4, 64, 64, 3)
 
 
-def test_layouts_with_fewer_points_than_num_anchors_are_padded():
+def test_too_many_anchors_is_an_error_unless_the_family_pads():
+  with pytest.raises(JaxlmError, match='num_anchors'):
+    _data(num_anchors=30)
+
+
+@pytest.mark.parametrize('mask_invisible', [False, True])
+def test_layouts_with_fewer_points_than_num_anchors_are_padded(
+    mask_invisible):
   from jaxlm.data.pipeline import _TrainExample
   ex = _TrainExample(offset=10, num_points=5, num_anchors=8, image_size=10,
-                     mask_invisible=False)
+                     mask_invisible=mask_invisible)
+  visible = np.array([True, True, False, True, True])
   sample = dict(image=np.zeros((10, 10, 3), np.uint8),
                 landmarks=np.arange(10, dtype=np.float32).reshape(5, 2),
-                visible=np.ones(5, bool), index=0)
+                visible=visible, index=0)
   out = ex(sample, np.random.default_rng(0))
-  assert out['point_index'].shape == (8,)
-  assert sorted(out['point_index'][:5].tolist()) == list(range(10, 15))
-  np.testing.assert_array_equal(out['weight'], [1] * 5 + [0] * 3)
-  np.testing.assert_array_equal(out['point_index'][5:], 10)
+  idx = out['point_index']
+  assert idx.shape == (8,)
+  assert sorted(idx[:5].tolist()) == list(range(10, 15))
+  # the pads repeat the kept points in order, with weight 0
+  np.testing.assert_array_equal(idx[5:], idx[:3])
+  want = visible[idx[:5] - 10] if mask_invisible else np.ones(5)
+  np.testing.assert_array_equal(out['weight'], np.r_[want, 0, 0, 0])
+  np.testing.assert_allclose(out['target'][:5] * 10,
+                             sample['landmarks'][idx[:5] - 10])

@@ -11,6 +11,7 @@ from conftest import ROOT, _small_run
 from jaxlm import checkpoints, cli
 from jaxlm.config import load_config
 from jaxlm.data import query_tables
+from jaxlm.inference import Predictor, load_image
 from jaxlm.train.loop import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -69,7 +70,15 @@ def test_train_eval_predict_with_3d_queries(tmp_path, capsys):
     result = json.loads(pred.read_text())
     assert result['num_points'] == n
     sigma = np.array(result['uncertainty'])
-    assert sigma.shape == (n, 2) and np.all(sigma > 0)
+    assert sigma.shape == (n, 2)
+    # σ in pixels: exp(log_var / 2) screen units, a screen unit being half
+    # the 32 px crop (`--crop none`: the image is the crop)
+    p = Predictor(work)
+    out = p.model.apply(p.variables, load_image(face)[None],
+                        p.prompts(layout))
+    want = np.exp(np.asarray(out['log_var'])[0] / 2) * 32 / 2
+    np.testing.assert_allclose(sigma, np.repeat(want[:, None], 2, 1),
+                               rtol=2e-3, atol=2e-3)
   q = tmp_path / 'q.npy'
   np.save(q, np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32))
   assert cli.main(['predict', '--workdir', str(work), '--image', str(face),

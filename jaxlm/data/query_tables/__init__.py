@@ -42,7 +42,12 @@ def layout_queries(layout: str) -> np.ndarray:
   """(N, 3) float32 canonical 3D queries of `layout`'s landmarks."""
   if layout in REAL_LAYOUTS:
     path = HERE / f'{layout}.npy'
-    table = np.load(path, allow_pickle=False)
+    try:
+      table = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+      raise JaxlmError(f'cannot read the 3D query table {path}: {e} '
+                       f'(`python -m jaxlm.data.query_tables.make_tables` '
+                       f'writes it)') from None
     n = layouts_lib.get(layout).num_points
     if table.shape != (n, 3):
       raise JaxlmError(f'{path}: shape {table.shape}, expected ({n}, 3)')

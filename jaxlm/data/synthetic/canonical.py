@@ -244,9 +244,9 @@ def grid_uv(step: float) -> np.ndarray:
   return uv[in_dense_region(uv)]
 
 
-# Dense training layouts: the two outer eye corners of syn98 (points 0 and
-# 1, so inter-ocular NME works as for every layout) and then random points
-# of C's dense region, a fixed draw.
+# Dense training layouts: syn98's outer eye corners and pupils (points 0-3,
+# so the inter-ocular and inter-pupil normalisers work as for every layout)
+# and then random points of C's dense region, a fixed draw.
 DENSE_LAYOUTS = {'syndense': 2048}
 _DENSE_SEED = 20230618
 
@@ -254,9 +254,10 @@ _DENSE_SEED = 20230618
 def dense_layout_uv(layout: str) -> np.ndarray:
   """(N, 2) surface coordinates on C of a dense layout's points."""
   n = DENSE_LAYOUTS[layout]
-  corners = T.layout_uv('syn98', CANONICAL)[list(
-      layouts_lib.get('syn98').outer_eye_corners)]
-  return np.concatenate([corners, random_surface_uv(n - 2, _DENSE_SEED)])
+  spec = layouts_lib.get('syn98')
+  fixed = list(spec.outer_eye_corners) + [p[0] for p in spec.pupils]
+  uv = T.layout_uv('syn98', CANONICAL)[fixed]
+  return np.concatenate([uv, random_surface_uv(n - len(fixed), _DENSE_SEED)])
 
 
 def layout_uv(layout: str, face: T.FaceParams) -> np.ndarray:
