@@ -74,6 +74,25 @@ def detect_face(image_rgb) -> tuple[float, float, float, float]:
   return float(x), float(y), float(x + w), float(y + h)
 
 
+def crop_image(image_rgb, size: int, box=None, crop: bool = True):
+  """The model input of an image: ((S, S, 3) uint8 crop, (2, 3) image ->
+  crop affine, the box used or None).
+
+  box: (x0, y0, x1, y1) image pixels (default: the Haar cascade's largest
+  face), cropped by the official rule's square; crop=False resizes the
+  whole image to the input instead."""
+  h, w = image_rgb.shape[:2]
+  if crop:
+    if box is None:
+      box = detect_face(image_rgb)
+    crop_lib.check_box(box, w, h)
+    m = crop_lib.square_crop_affine(box, size)
+  else:
+    box = None
+    m = np.array([[size / w, 0, 0], [0, size / h, 0]], np.float64)
+  return crop_lib.warp(image_rgb, m, size), m, box
+
+
 class Predictor:
   """A run folder's model, loaded for inference (any family)."""
 
@@ -136,16 +155,7 @@ class Predictor:
     'box': the face box used (None without a crop), 'uncertainty': (N, 2)
     standard deviation in image pixels where the family has one, else
     None}."""
-    h, w = image_rgb.shape[:2]
-    if crop:
-      if box is None:
-        box = detect_face(image_rgb)
-      crop_lib.check_box(box, w, h)
-      m = crop_lib.square_crop_affine(box, self.size)
-    else:
-      box = None
-      m = np.array([[self.size / w, 0, 0], [0, self.size / h, 0]])
-    x = crop_lib.warp(image_rgb, m, self.size)
+    x, m, box = crop_image(image_rgb, self.size, box, crop)
     pred, std = self._predict(self.variables, x[None], prompts)
     inv = crop_lib.invert_affine(m)
     pts = crop_lib.apply_affine(inv, np.asarray(pred)[0] * self.size)

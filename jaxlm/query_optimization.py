@@ -35,7 +35,7 @@ import optax
 from jaxlm.data import crop as crop_lib
 from jaxlm.data.synthetic import canonical
 from jaxlm.errors import JaxlmError
-from jaxlm.inference import Predictor, detect_face, load_image
+from jaxlm.inference import Predictor, crop_image, detect_face, load_image
 
 log = logging.getLogger('jaxlm')
 
@@ -90,24 +90,6 @@ def candidate_queries(step: float = DEFAULT_GRID_STEP) -> np.ndarray:
   """(M, 3) float32 starting points: a grid of C's face region, on the
   surface (`canonical.grid_uv(step)`)."""
   return canonical.surface_queries(canonical.grid_uv(step)).canonical()
-
-
-def crop_image(image_rgb, size: int, box=None, crop: bool = True):
-  """The model input of an image as `Predictor.detect` makes it:
-  ((S, S, 3) uint8 crop, (2, 3) image -> crop affine, box or None).
-
-  box: (x0, y0, x1, y1) image pixels (default: the Haar cascade's largest
-  face); crop=False resizes the whole image to the input instead."""
-  h, w = image_rgb.shape[:2]
-  if crop:
-    if box is None:
-      box = detect_face(image_rgb)
-    crop_lib.check_box(box, w, h)
-    m = crop_lib.square_crop_affine(box, size)
-  else:
-    box = None
-    m = np.array([[size / w, 0, 0], [0, size / h, 0]], np.float64)
-  return crop_lib.warp(image_rgb, m, size), m, box
 
 
 class QueryOptimizer:
