@@ -138,7 +138,8 @@ def make_source(name: str, cfg, image_size: int, data_dir: str = ''):
       return synthetic.SyntheticFaces(
           cfg.layout, size=cfg.size, seed=cfg.seed, image_size=image_size,
           occlusion_prob=cfg.get('occlusion_prob', 0.4),
-          max_yaw=cfg.get('max_yaw', 60.0))
+          max_yaw=cfg.get('max_yaw', 60.0),
+          loose_framing=bool(cfg.get('loose_framing', False)))
     except KeyError as e:
       raise JaxlmError(f'config key data.*.{name}.layout: {e.args[0]}') \
           from None

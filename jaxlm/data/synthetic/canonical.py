@@ -185,14 +185,15 @@ class Queries:
     return self.points_on(CANONICAL).astype(np.float32)
 
 
-def layout_queries(layout: str) -> Queries:
+def layout_queries(layout: str, convention: bool = True) -> Queries:
   """The landmarks of a synthetic layout (syn98, syn68, syn29, syn19,
-  syndense), with its annotation convention."""
+  syndense), with its annotation convention (or, `convention=False`,
+  exactly on the feature curves; the dense layout has none)."""
   layouts_lib.get(layout)  # KeyError listing the known layouts
   if layout in DENSE_LAYOUTS:
     uv = dense_layout_uv(layout)
     return Queries(((lambda f: warp_uv(uv, f), np.zeros(len(uv))),))
-  return Queries(((lambda f: T.layout_uv(layout, f),
+  return Queries(((lambda f: T.layout_uv(layout, f, convention),
                    np.zeros(layouts_lib.get(layout).num_points)),))
 
 

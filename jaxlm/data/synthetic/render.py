@@ -60,17 +60,79 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 class Camera:
-  """Rotates head coordinates and projects them to pixels."""
+  """Rotates head coordinates and projects them to pixels.
+
+  A pinhole camera on the optical axis at distance D = `_CAMERA_DISTANCE`
+  (8 face half-widths) from the head centre. Head coordinates p (x right,
+  y down, z towards the camera) are rotated by R = `rotation(yaw, pitch,
+  roll)` (`to_camera`: the rotated head frame, origin at the head centre)
+  and projected with focal length f = D * scale pixels and principal point
+  c = pose.centre, the head centre's pixel (not the image centre):
+
+    pixel = f * (R p)_xy / (D - (R p)_z) + c.
+
+  The camera frame (`camera_frame`) is that rotated frame moved to the
+  camera: X = R p + t with t = `translation` = (0, 0, -D), the head centre
+  seen from the camera; its axes are the head frame's at zero pose (x
+  right, y down, z from the scene towards the camera), so the camera looks
+  along -z, a point's depth in front of it is -X_z = D - (R p)_z > 0, and
+  pixel = f * X_xy / (-X_z) + c. (These frames are left-handed. For
+  OpenCV's right-handed convention, z forward, flip z in both: with
+  F = diag(1, 1, -1), p_cv = F p, R_cv = F R F (a rotation), t_cv = (0, 0,
+  D) and K = `intrinsics` project p_cv as `cv2.projectPoints` does.)
+  """
 
   def __init__(self, pose: Pose):
     self.pose = pose
     self.rot = rotation(pose.yaw, pose.pitch, pose.roll)
 
+  @property
+  def rotation(self) -> np.ndarray:
+    """(3, 3) R: head coordinates -> the camera frame's axes."""
+    return self.rot.copy()
+
+  @property
+  def euler(self) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) degrees: R = Rz(roll) @ Rx(pitch) @ Ry(yaw)."""
+    return (float(self.pose.yaw), float(self.pose.pitch),
+            float(self.pose.roll))
+
+  @property
+  def translation(self) -> np.ndarray:
+    """(3,) t = (0, 0, -D): the head centre in the camera frame."""
+    return np.array([0.0, 0.0, -_CAMERA_DISTANCE])
+
+  @property
+  def focal(self) -> float:
+    """Focal length f = D * scale, pixels."""
+    return _CAMERA_DISTANCE * float(self.pose.scale)
+
+  @property
+  def principal_point(self) -> np.ndarray:
+    """(2,) principal point c, pixels: the head centre's pixel (pose.centre),
+    not the image centre."""
+    return np.asarray(self.pose.centre, np.float64).copy()
+
+  @property
+  def intrinsics(self) -> np.ndarray:
+    """(3, 3) K = [[f, 0, c_x], [0, f, c_y], [0, 0, 1]]."""
+    cx, cy = self.principal_point
+    return np.array([[self.focal, 0.0, cx], [0.0, self.focal, cy],
+                     [0.0, 0.0, 1.0]])
+
   def to_camera(self, p: np.ndarray) -> np.ndarray:
+    """Head coordinates (..., 3) -> the rotated head frame R p (origin at
+    the head centre)."""
     return p @ self.rot.T
 
+  def camera_frame(self, p: np.ndarray) -> np.ndarray:
+    """Head coordinates (..., 3) -> the camera frame X = R p + t (origin at
+    the camera, depth -X_z)."""
+    return self.to_camera(p) + self.translation
+
   def project(self, pc: np.ndarray) -> np.ndarray:
-    """Camera-frame points (..., 3) -> pixels (..., 2)."""
+    """Rotated head-frame points R p (..., 3) (`to_camera`) -> pixels
+    (..., 2)."""
     k = _CAMERA_DISTANCE / (_CAMERA_DISTANCE - pc[..., 2:3])
     return pc[..., :2] * k * self.pose.scale + np.asarray(self.pose.centre)
 
@@ -216,7 +278,8 @@ def project_points(cam: Camera, f: T.FaceParams, uv, depth, zbuf, size: int):
 
 def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
            points_uv: dict[str, np.ndarray], size: int = 256,
-           occlusion_prob: float = 0.4):
+           occlusion_prob: float = 0.4,
+           noise_rng: np.random.Generator | None = None):
   """Renders face f under pose; returns image and per-layout landmark info.
 
   Args:
@@ -226,6 +289,9 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
     points_uv: {layout: (N, 2) surface coordinates} of the landmarks.
     size: output side in pixels.
     occlusion_prob: probability of drawing random occluders.
+    noise_rng: when given, the source of the final pixel noise field
+      instead of `rng` (which still draws everything else, so the image
+      differs from the default one by its noise field only).
 
   Returns:
     image (size, size, 3) uint8 RGB, and {layout: dict(points (N, 2) pixels,
@@ -297,7 +363,7 @@ def render(rng: np.random.Generator, f: T.FaceParams, pose: Pose,
       ix = np.clip(np.round(v['points']).astype(int), 0, size - 1)
       v['occluded'] = mask[ix[:, 1], ix[:, 0]] > 0
 
-  img = _finish(img, rng)
+  img = _finish(img, rng, noise_rng)
   return img, out
 
 
@@ -407,13 +473,19 @@ def _draw_occluders(img, rng, out, size):
   return mask
 
 
-def _finish(img, rng):
+def _finish(img, rng, noise_rng=None):
+  """Blur, gain and bias, pixel noise, sometimes grey; all from `rng`, but
+  the noise field from `noise_rng` when given (`rng` still draws its own,
+  discarded, so every other draw is the default one)."""
   out = img.astype(np.float32)
   sigma = rng.uniform(0.0, 1.2)
   if sigma > 0.3:
     out = cv2.GaussianBlur(out, (0, 0), sigma)
   out = out * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25)
-  out += rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(0, 7)
+  noise = rng.standard_normal(out.shape, dtype=np.float32)
+  if noise_rng is not None:
+    noise = noise_rng.standard_normal(out.shape, dtype=np.float32)
+  out += noise * rng.uniform(0, 7)
   if rng.random() < 0.1:
     out[:] = out.mean(-1, keepdims=True)
   return np.clip(out, 0, 255).astype(np.uint8)

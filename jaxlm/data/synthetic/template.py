@@ -351,6 +351,13 @@ def _grouped(points):
 _GROUPED = {name: _grouped(points) for name, points in _POINTS.items()}
 
 
+def conventions(layout: str) -> dict[str, tuple[float, float]]:
+  """{group: (du, dv)}: a synthetic layout's annotation convention, the
+  surface offset of each of its point groups (du away from the face's
+  midline) that `layout_uv` adds."""
+  return dict(_CONVENTIONS.get(layout, {}))
+
+
 def layout_uv(layout: str, f: FaceParams,
               convention: bool = True) -> np.ndarray:
   """Surface coordinates (N, 2) of a synthetic layout's landmarks on face f,
