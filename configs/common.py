@@ -21,6 +21,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.num_anchors = 24  # N_a: 25% of 98 (thesis §6.2.1)
   c.data.mask_invisible = False  # loss weight 0 on self-occluded points
   c.data.mean_shape_samples = 512
+  # 3D-query families: synthetic layouts' query tables without their
+  # annotation conventions (left for a query deformer to learn)
+  c.data.semantic_queries = False
   c.data.workers = 0  # grain worker processes (0: decode in-process)
   c.data.threads = 1
   c.data.data_dir = ''  # TFDS data dir of `source='tfds'` datasets

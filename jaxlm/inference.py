@@ -25,16 +25,23 @@ from jaxlm.data import query_tables
 from jaxlm.errors import JaxlmError
 
 
-def make_predict(model, family, with_uncertainty: bool = True):
+def make_predict(model, family, with_uncertainty: bool = True,
+                 with_description: bool = False):
   """(variables, images (B, S, S, 3), prompts (N, D) or (B, N, D), D the
   family's `prompt_dim`) ->
   (landmarks (B, N, 2), standard deviation (B, N, 2) or None), crop units.
-  The deviation is None for families without one or when not asked for."""
+  The deviation is None for families without one or when not asked for.
+  With `with_description`, a third element: the family's `describe` of the
+  outputs ({} for families without one)."""
   std_of = family.uncertainty if with_uncertainty else None
+  describe = family.describe if with_description else None
 
   def predict(variables, images, prompts):
     out = model.apply(variables, images, prompts)
-    return family.landmarks(out), (std_of(out) if std_of else None)
+    result = family.landmarks(out), (std_of(out) if std_of else None)
+    if with_description:
+      result += (describe(out) if describe else {},)
+    return result
 
   return predict
 
@@ -105,7 +112,8 @@ class Predictor:
     checkpoints.check_tree(models.abstract_variables(self.model, self.size),
                            run.variables, f'checkpoint {checkpoint}')
     self.variables = jax.tree_util.tree_map(jax.numpy.asarray, run.variables)
-    self._predict = jax.jit(make_predict(self.model, self.family))
+    self._predict = jax.jit(make_predict(self.model, self.family,
+                                         with_description=True))
 
   def prompts(self, layout_or_file):
     """Prompts from a training dataset/layout name or a .npy file: (N, 2)
@@ -154,14 +162,29 @@ class Predictor:
     """{'landmarks': (N, 2) image pixels, 'affine': image->crop (2, 3),
     'box': the face box used (None without a crop), 'uncertainty': (N, 2)
     standard deviation in image pixels where the family has one, else
-    None}."""
+    None, 'described': the family's `describe` (points and lengths in image
+    pixels; {} for families without one)}."""
     x, m, box = crop_image(image_rgb, self.size, box, crop)
-    pred, std = self._predict(self.variables, x[None], prompts)
+    pred, std, described = self._predict(self.variables, x[None], prompts)
     inv = crop_lib.invert_affine(m)
     pts = crop_lib.apply_affine(inv, np.asarray(pred)[0] * self.size)
     out = dict(landmarks=pts.astype(np.float32), affine=m, uncertainty=None,
-               box=None if box is None else [float(v) for v in box])
+               box=None if box is None else [float(v) for v in box],
+               described=self._in_pixels(described, inv))
     if std is not None:  # independent x/y variances through the linear map
       var = (np.asarray(std)[0] * self.size)**2
       out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
+    return out
+
+  def _in_pixels(self, described, inv) -> dict:
+    """The family's description of one image, points and lengths in image
+    pixels (the crop -> image map `inv` is a similarity)."""
+    scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+    out = {}
+    for name, p in described.get('points', {}).items():
+      out[name] = crop_lib.apply_affine(inv, np.asarray(p)[0] * self.size)
+    for name, v in described.get('lengths', {}).items():
+      out[name] = float(np.asarray(v)[0]) * self.size * scale
+    for name, v in described.get('values', {}).items():
+      out[name] = np.asarray(v)[0]
     return out

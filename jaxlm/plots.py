@@ -55,6 +55,32 @@ def draw_landmarks(image_rgb, points, colour=(0, 255, 0), gt=None,
   return img
 
 
+def draw_description(image_rgb, described, landmarks,
+                     colour=(255, 200, 0)):
+  """A copy of image_rgb with a family's description drawn
+  (`Predictor.detect`'s 'described', image pixels): each point set of
+  three or more points (an RoI) as a closed polygon, and a 'rotation'
+  (3, 3) as the head's axes (x red, y green, z blue, the renderer's head
+  frame) at the landmarks' centre."""
+  img = np.ascontiguousarray(image_rgb).copy()
+  t = max(1, round(min(img.shape[:2]) / 200))
+  for value in described.values():
+    v = np.asarray(value)
+    if v.ndim == 2 and v.shape[1] == 2 and len(v) >= 3:
+      cv2.polylines(img, [np.round(v).astype(np.int32)], True, colour, t,
+                    cv2.LINE_AA)
+  if 'rotation' in described:
+    r = np.asarray(described['rotation'], np.float64)
+    pts = np.asarray(landmarks, np.float64)
+    centre = pts.mean(0)
+    length = 0.4 * float((pts.max(0) - pts.min(0)).max())
+    for k, c in enumerate(((255, 0, 0), (0, 255, 0), (0, 0, 255))):
+      tip = centre + length * r[:2, k]
+      cv2.line(img, tuple(np.round(centre).astype(int).tolist()),
+               tuple(np.round(tip).astype(int).tolist()), c, t, cv2.LINE_AA)
+  return img
+
+
 def tile(images, cols=4):
   """Grid of equally sized RGB images."""
   images = list(images)

@@ -10,6 +10,8 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from jaxlm import plots
 from jaxlm.errors import JaxlmError
 from jaxlm.inference import Predictor, load_image
@@ -46,7 +48,9 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
 
   Returns:
     {'image', 'num_points', 'landmarks' (image pixels), 'box', 'crop',
-    'uncertainty' (pixels, families that have one)}.
+    'uncertainty' (pixels, families that have one), and what the family
+    describes (`Family.describe`; e.g. the RoI, head pose, camera and 3D
+    landmarks of infinite3d; a name 'a/b' is key b of group a)}.
   """
   if crop not in ('face', 'none'):
     raise JaxlmError(f'--crop {crop!r}: expected "face" or "none"')
@@ -56,14 +60,22 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
   prompts = pred.prompts(layout or pred.datasets[0][0])
   found = pred.detect(image, prompts, box=box, crop=crop == 'face')
   points = found['landmarks']
+  described = found['described']
   if out:
-    plots.save_rgb(out, plots.draw_landmarks(image, points))
+    overlay = plots.draw_landmarks(image, points)
+    plots.save_rgb(out, plots.draw_description(overlay, described, points))
     log.info('wrote %s', out)
   result = dict(image=str(image_path), num_points=len(points),
                 landmarks=points.round(2).tolist(), box=found['box'],
                 crop=crop)
   if found['uncertainty'] is not None:  # per-landmark std, pixels
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
+  for name, value in described.items():  # 'camera/focal' -> camera.focal
+    *groups, key = name.split('/')
+    node = result
+    for g in groups:
+      node = node.setdefault(g, {})
+    node[key] = np.round(np.asarray(value, np.float64), 4).tolist()
   if json_path:
     try:
       Path(json_path).parent.mkdir(parents=True, exist_ok=True)

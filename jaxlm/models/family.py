@@ -95,6 +95,11 @@ class Family:
       `data.num_anchors` is padded with weight-0 repeats (the 3D-query
       family, whose dense layout trains beside sparse ones); otherwise such a
       layout is a config error.
+    describe: outputs -> what the model reports beside the landmarks
+      (`predict --json`, the overlay), or None: dict(points={name: (B, K,
+      2) crop units}, lengths={name: (B,) crop units}, values={name: (B,
+      ...) arrays in their own units}); the predictor maps points and
+      lengths to image pixels.
   """
   name: str
   defaults: Callable[[], dict]
@@ -109,6 +114,7 @@ class Family:
   prompt_dim: int = 2
   query_table_path: tuple[str, ...] | None = None
   pad_anchors: bool = False
+  describe: Callable[[Any], dict] | None = None
 
   def default_config(self) -> ml_collections.ConfigDict:
     """The `model` section of a config of this family, with defaults."""

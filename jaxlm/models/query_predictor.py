@@ -51,9 +51,10 @@ class QueryEncoder(nn.Module):
                     name='fc2')(x)
 
 
-def _output(x):
-  """Zero-initialised (μ_x, μ_y, s) head, float32."""
-  return nn.Dense(3, kernel_init=nn.initializers.zeros,
+def _output(x, outputs: int = 3):
+  """Zero-initialised head, float32: (μ_x, μ_y, s), or `outputs` values
+  (the 3D head of `infinite3d.py`: a 3D offset and s)."""
+  return nn.Dense(outputs, kernel_init=nn.initializers.zeros,
                   name='out')(x.astype(jnp.float32))
 
 
@@ -63,13 +64,14 @@ class MLPPredictor(nn.Module):
   width: int = 512
   depth: int = 4
   dtype: jnp.dtype = jnp.float32
+  outputs: int = 3
 
   @nn.compact
   def __call__(self, x):
     for i in range(self.depth - 1):
       x = gelu(nn.Dense(self.width, dtype=self.dtype, kernel_init=mlp_init,
                         name=f'fc{i + 1}')(x))
-    return _output(x)
+    return _output(x, self.outputs)
 
 
 class TransformerPredictor(nn.Module):
@@ -80,6 +82,7 @@ class TransformerPredictor(nn.Module):
   heads: int = 8
   mlp_ratio: int = 4
   dtype: jnp.dtype = jnp.float32
+  outputs: int = 3
 
   @nn.compact
   def __call__(self, x):
@@ -89,12 +92,12 @@ class TransformerPredictor(nn.Module):
       x = Block(self.heads, self.mlp_ratio * self.width, self.dtype,
                 name=f'block{i}')(x)
     x = nn.LayerNorm(1e-6, dtype=self.dtype, name='norm')(x)
-    return _output(x)
+    return _output(x, self.outputs)
 
 
 def predict_queries(features, embeddings, predictor: nn.Module):
   """P over every query: features (B, D), embeddings (B, N, E) ->
-  (B, N, 3)."""
+  (B, N, predictor.outputs)."""
   f = jnp.broadcast_to(features[:, None, :].astype(embeddings.dtype),
                        embeddings.shape[:2] + features.shape[-1:])
   return predictor(jnp.concatenate([f, embeddings], axis=-1))

@@ -92,7 +92,9 @@ class Experiment:
     c = self.config
     queries = None
     if self.family.query_table_path is not None:  # 3D-query families
-      queries = query_tables.queries_table([l.name for l in self.layouts])
+      queries = query_tables.queries_table(
+          [l.name for l in self.layouts],
+          semantic=bool(c.data.get('semantic_queries', False)))
     return lambda: create_state(self.model, self.family, self.tx,
                                 c.data.image_size, c.data.num_anchors, c.seed,
                                 mean_table, ema=ema, query_table=queries)

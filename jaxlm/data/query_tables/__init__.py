@@ -38,8 +38,13 @@ def known_layouts() -> tuple[str, ...]:
   return tuple(synthetic.SYNTHETIC_LAYOUTS) + tuple(REAL_LAYOUTS)
 
 
-def layout_queries(layout: str) -> np.ndarray:
-  """(N, 3) float32 canonical 3D queries of `layout`'s landmarks."""
+def layout_queries(layout: str, semantic: bool = False) -> np.ndarray:
+  """(N, 3) float32 canonical 3D queries of `layout`'s landmarks.
+
+  With `semantic`, a synthetic layout's points lie exactly on C's feature
+  curves, without its annotation convention (as the real layouts' tables
+  are made): the tables a query deformer starts from, with each dataset's
+  convention left for it to learn (`data.semantic_queries`)."""
   if layout in REAL_LAYOUTS:
     path = HERE / f'{layout}.npy'
     try:
@@ -53,6 +58,8 @@ def layout_queries(layout: str) -> np.ndarray:
       raise JaxlmError(f'{path}: shape {table.shape}, expected ({n}, 3)')
     return table.astype(np.float32)
   try:
+    if semantic:
+      return canonical.layout_queries(layout, convention=False).canonical()
     return canonical.layout_queries(layout).canonical()
   except KeyError:
     raise JaxlmError(f'no 3D query table for layout {layout!r} (known: '
@@ -60,7 +67,8 @@ def layout_queries(layout: str) -> np.ndarray:
                      f'file of canonical points instead') from None
 
 
-def queries_table(layouts) -> np.ndarray:
+def queries_table(layouts, semantic: bool = False) -> np.ndarray:
   """(sum N_i, 3) tables of `layouts`, concatenated in order (the layout
   of the training datasets' point table)."""
-  return np.concatenate([layout_queries(l) for l in layouts], axis=0)
+  return np.concatenate([layout_queries(l, semantic) for l in layouts],
+                        axis=0)
