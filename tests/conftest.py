@@ -1,11 +1,40 @@
-"""Shared fixtures: a tiny config and the real samples (skip when absent)."""
+"""Shared fixtures: a tiny config and the real samples (skip when absent).
 
+The suite compiles the same tiny programs many times (every `train` call
+jits its init, step and evaluation again, and subprocess tests start from
+nothing), so it runs with JAX's persistent compilation cache in a fresh
+directory of its own: a program compiled once is loaded the next time, in
+this process and in the subprocesses (which inherit the environment). The
+programs and their results are the same; only compile time is saved. Set
+JAXLM_TEST_NO_XLA_CACHE=1 to run without it.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLES = ROOT.parent / 'shared' / 'data' / 'real_samples'
+
+
+def _compilation_cache():
+  if os.environ.get('JAXLM_TEST_NO_XLA_CACHE') or os.environ.get(
+      'JAX_COMPILATION_CACHE_DIR'):
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  cache = tempfile.mkdtemp(prefix='jaxlm-test-xla-cache-')
+  atexit.register(shutil.rmtree, cache, ignore_errors=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = cache
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0.1'
+  jax.config.update('jax_compilation_cache_dir', cache)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.1)
+
+
+_compilation_cache()
 
 
 @pytest.fixture
