@@ -25,19 +25,12 @@ exact recipe). For ImageNet weights in the extractor, convert them and set
 `init.encoder` (`jaxlm convert convnext`, see the 3D-query config).
 """
 
-import ml_collections
-
-
 from jaxlm import models
-from jaxlm.configs.common import base_config, tfds
-
-# Training-set sizes, for epoch-based schedules.
-_TRAIN_FACES = dict(wflw=7500, w300=3148, merlrav=15449, cofw=1345)
+from jaxlm.configs.queries3d_convnext_multi import get_config as _queries3d
 
 
 def get_config(arg=None):
-  del arg
-  c = base_config()
+  c = _queries3d(arg)  # the data, schedule and optimizer of that recipe
   c.model = models.get('infinite3d').default_config()
   c.model.extractor = 'convnext'
   c.model.variant = 'tiny'
@@ -62,30 +55,4 @@ def get_config(arg=None):
   c.data.augment.scale_max = 2.1
   c.data.augment.shift_std = 0.08
   c.data.augment.shift_max = 0.15
-  c.data.train.wflw = tfds('wflw', 'wflw98', 'train')
-  c.data.train.w300 = tfds('w300', '300w68', 'train')
-  c.data.train.merlrav = tfds('merl_rav', 'merlrav68', 'train')
-  c.data.train.cofw = tfds('cofw/cofw29', 'cofw29', 'train')
-  c.data.eval.wflw = tfds('wflw', 'wflw98', 'test', prompts='wflw')
-  c.data.eval.w300_common = tfds('w300', '300w68', 'test_common',
-                                 prompts='w300')
-  c.data.eval.w300_challenging = tfds('w300', '300w68', 'test_challenging',
-                                      prompts='w300')
-  c.data.eval.w300_full = tfds('w300', '300w68', 'test_full', prompts='w300')
-  c.data.eval.cofw = tfds('cofw/cofw29', 'cofw29', 'test', prompts='cofw')
-  c.data.eval.merlrav = tfds('merl_rav', 'merlrav68', 'test',
-                             prompts='merlrav', normaliser='box')
-  c.data.num_anchors = 32  # random queries per face (COFW has 29: padded)
-  c.data.mask_invisible = False  # MERL-RAV's unannotated points weigh 0
-
-  epochs = 100
-  c.train.batch_size = 32
-  c.train.steps = epochs * sum(_TRAIN_FACES.values()) // c.train.batch_size
-  c.train.checkpoint_every = 5000
-  c.optim.lr = 1e-4
-  c.optim.weight_decay = 0.05
-  c.optim.warmup_steps = 1000
-  c.optim.decay_at = (0.8, 0.9)
-  c.optim.grad_clip = 1.0
-  c.init = ml_collections.ConfigDict(dict(encoder=''))
   return c

@@ -34,7 +34,9 @@ Choices the paper leaves open (proposals, measured in
     off-centre principal point becomes nearly central; `principal_point`
     predicts it (two more outputs);
   - the output layer starts at zero, so every untrained face has the same
-    pose and camera and gradients reach f through the kernel.
+    pose and camera and gradients reach f through the kernel; its input is
+    f / sqrt(width), so that one Adam step moves the pose by about the
+    learning rate.
 """
 
 from __future__ import annotations
@@ -101,8 +103,10 @@ class PoseCameraHead(nn.Module):
   @nn.compact
   def __call__(self, f):
     n = 6 + 3 + 1 + (2 if self.principal_point else 0)
-    raw = nn.Dense(n, kernel_init=nn.initializers.zeros, name='out')(
-        f.astype(jnp.float32))
+    # f / sqrt(width): a zero-initialised head moves by about lr per Adam
+    # step, not lr x (sum of |f|) (see spatial_transformer.py)
+    f = f.astype(jnp.float32) / jnp.sqrt(float(f.shape[-1]))
+    raw = nn.Dense(n, kernel_init=nn.initializers.zeros, name='out')(f)
     six = raw[:, :6] + jnp.array([1.0, 0, 0, 0, 1.0, 0])
     t = jnp.concatenate([raw[:, 6:8], -Z0 * jnp.exp(raw[:, 8:9])], axis=-1)
     out = dict(rotation=rotation_from_6d(six), translation=t,

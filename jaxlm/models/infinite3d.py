@@ -46,9 +46,8 @@ from jaxlm.errors import JaxlmError
 from jaxlm.models import affine_sampler, head3d, queries3d
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.query_deformer import QueryDeformer
-from jaxlm.models.query_predictor import (PREDICTORS, MLPPredictor,
-                                          QueryEncoder, TransformerPredictor,
-                                          predict_queries)
+from jaxlm.models.query_predictor import (PREDICTORS, QueryEncoder,
+                                          make_predictor, predict_queries)
 from jaxlm.models.semantic_alignment import point_offsets
 from jaxlm.models.spatial_transformer import SpatialTransformer
 
@@ -135,15 +134,10 @@ class Infinite3D(nn.Module):
       self.query_deformer = QueryDeformer(len(self.datasets),
                                           self.deformer_reference)
     self.query_encoder = QueryEncoder(self.query_dim, self.dtype)
-    outputs = 4 if self.head == '3d' else 3
-    if self.predictor == 'mlp':
-      self.predictor_net = MLPPredictor(self.predictor_width,
-                                        self.predictor_depth, self.dtype,
-                                        outputs=outputs)
-    else:
-      self.predictor_net = TransformerPredictor(
-          self.predictor_width, self.predictor_depth, self.predictor_heads,
-          dtype=self.dtype, outputs=outputs)
+    self.predictor_net = make_predictor(
+        self.predictor, self.predictor_width, self.predictor_depth,
+        self.predictor_heads, self.dtype,
+        outputs=4 if self.head == '3d' else 3)
 
   def _dataset_ids(self, point_index):
     starts = jnp.array([point_offsets(self.datasets)[name]

@@ -39,9 +39,8 @@ from jaxlm import losses
 from jaxlm.errors import JaxlmError
 from jaxlm.models import convnext, mobilenet_v3, resnet, vit
 from jaxlm.models.family import Family, compute_dtype
-from jaxlm.models.query_predictor import (PREDICTORS, MLPPredictor,
-                                          QueryEncoder, TransformerPredictor,
-                                          predict_queries)
+from jaxlm.models.query_predictor import (PREDICTORS, QueryEncoder,
+                                          make_predictor, predict_queries)
 from jaxlm.models.semantic_alignment import point_offsets
 
 EXTRACTORS = ('convnext', 'mobilenet_v3', 'vit', 'resnet')
@@ -166,16 +165,9 @@ class Queries3D(nn.Module):
       raise ValueError(f'unknown pool {self.pool!r}; known: '
                        f'{", ".join(POOLS)}')
     self.query_encoder = QueryEncoder(self.query_dim, self.dtype)
-    if self.predictor == 'mlp':
-      self.head = MLPPredictor(self.predictor_width, self.predictor_depth,
+    self.head = make_predictor(self.predictor, self.predictor_width,
+                               self.predictor_depth, self.predictor_heads,
                                self.dtype)
-    elif self.predictor == 'transformer':
-      self.head = TransformerPredictor(self.predictor_width,
-                                       self.predictor_depth,
-                                       self.predictor_heads, dtype=self.dtype)
-    else:
-      raise ValueError(f'unknown predictor {self.predictor!r}; known: '
-                       f'{", ".join(PREDICTORS)}')
 
   def __call__(self, images, prompts=None, *, point_index=None,
                train: bool = False):

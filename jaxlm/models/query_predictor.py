@@ -95,6 +95,19 @@ class TransformerPredictor(nn.Module):
     return _output(x, self.outputs)
 
 
+def make_predictor(kind: str, width: int, depth: int, heads: int, dtype,
+                   outputs: int = 3) -> nn.Module:
+  """P of `kind` ('mlp' or 'transformer'; ValueError naming the known
+  ones otherwise)."""
+  if kind == 'mlp':
+    return MLPPredictor(width, depth, dtype, outputs=outputs)
+  if kind == 'transformer':
+    return TransformerPredictor(width, depth, heads, dtype=dtype,
+                                outputs=outputs)
+  raise ValueError(f'unknown predictor {kind!r}; known: '
+                   f'{", ".join(PREDICTORS)}')
+
+
 def predict_queries(features, embeddings, predictor: nn.Module):
   """P over every query: features (B, D), embeddings (B, N, E) ->
   (B, N, predictor.outputs)."""

@@ -169,3 +169,19 @@ def test_without_stn_and_3d_head_the_untrained_landmark_is_the_centre():
 def test_bad_settings_name_their_key(key, value):
   with pytest.raises(JaxlmError, match=f'model.{key}'):
     build(**{key: value})
+
+
+def test_the_real_data_recipe_builds_and_validates():
+  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  from jaxlm import config as config_lib, layouts
+  path = ROOT / 'configs' / 'infinite3d_convnext_multi.py'
+  c = config_lib.validate(config_lib.load_config(str(path)))
+  assert 'jaxlm train --config configs/infinite3d_convnext_multi.py' in \
+      path.read_text()
+  datasets = [(k, layouts.get(v.layout).num_points)
+              for k, v in c.data.train.items()]
+  m = models.build(c.model, datasets)
+  shapes = models.abstract_variables(m, c.data.image_size)
+  n = sum(x.size for x in jax.tree_util.tree_leaves(shapes['params']))
+  assert 35e6 < n < 80e6  # ConvNeXt-T 28M + ResNet-18 11M + predictor
+  assert m.deformer_reference == [k for k, _ in datasets].index('wflw')
