@@ -23,6 +23,7 @@ from jaxlm import checkpoints, models
 from jaxlm.data import crop as crop_lib
 from jaxlm.data import query_tables
 from jaxlm.errors import JaxlmError
+from jaxlm.one_euro import OneEuroFilter
 
 
 def make_predict(model, family, with_uncertainty: bool = True,
@@ -175,6 +176,21 @@ class Predictor:
       var = (np.asarray(std)[0] * self.size)**2
       out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
     return out
+
+  def track(self, frames, prompts, boxes=None, crop: bool = True,
+            smooth: dict | None = None) -> np.ndarray:
+    """Landmarks (T, N, 2) in image pixels of a video's frames (T, H, W, 3)
+    RGB uint8, one `detect` per frame (`boxes`: one per frame, or None: the
+    Haar cascade's, or with crop=False the whole frame), filtered over time
+    with a One-Euro filter when `smooth` gives its settings (`one_euro.
+    OneEuroFilter`: rate, min_cutoff, beta, d_cutoff; beta in 1 / pixel)."""
+    filt = OneEuroFilter(**smooth) if smooth is not None else None
+    out = []
+    for t, frame in enumerate(frames):
+      box = None if boxes is None else boxes[t]
+      pts = self.detect(frame, prompts, box=box, crop=crop)['landmarks']
+      out.append(filt(pts) if filt is not None else pts)
+    return np.stack(out).astype(np.float32)
 
   def _in_pixels(self, described, inv) -> dict:
     """The family's description of one image, points and lengths in image

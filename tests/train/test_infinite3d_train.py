@@ -12,6 +12,8 @@ from conftest import ROOT, _small_run
 from jaxlm import checkpoints, cli
 from jaxlm.config import load_config
 from jaxlm.data import query_tables
+from jaxlm.data.synthetic import SyntheticFaces
+from jaxlm.inference import Predictor
 from jaxlm.train.loop import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -82,3 +84,16 @@ def test_train_eval_predict_without_a_face_detector(tmp_path):
   assert np.array(result['landmarks3d']).shape == (29, 3)
   assert result['camera']['focal'] > 0
   assert overlay.exists()
+
+  # a video's frames: one frame with independent pixel noise, tracked with
+  # and without the One-Euro filter
+  frames = SyntheticFaces('syn98', 1, seed=9, image_size=48,
+                          loose_framing=True).static_copies(0, 6)['images']
+  p = Predictor(work)
+  raw = p.track(frames, p.prompts('syn98'), crop=False)
+  smooth = p.track(frames, p.prompts('syn98'), crop=False,
+                   smooth=dict(rate=30.0, min_cutoff=0.5, beta=0.0))
+  assert raw.shape == smooth.shape == (6, 98, 2)
+  np.testing.assert_allclose(smooth[0], raw[0], atol=1e-4)
+  step = lambda x: np.abs(np.diff(x, axis=0)).mean()
+  assert 0 < step(smooth) < 0.5 * step(raw)
