@@ -183,7 +183,9 @@ class Predictor:
     RGB uint8, one `detect` per frame (`boxes`: one per frame, or None: the
     Haar cascade's, or with crop=False the whole frame), filtered over time
     with a One-Euro filter when `smooth` gives its settings (`one_euro.
-    OneEuroFilter`: rate, min_cutoff, beta, d_cutoff; beta in 1 / pixel)."""
+    OneEuroFilter`: rate, min_cutoff, beta, d_cutoff; beta in 1 / pixel).
+    A frame where the cascade finds no face raises its JaxlmError (pass
+    `boxes`, or crop=False, for such videos)."""
     filt = OneEuroFilter(**smooth) if smooth is not None else None
     out = []
     for t, frame in enumerate(frames):

@@ -72,6 +72,9 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
   for name, value in described.items():  # 'camera/focal' -> camera.focal
     *groups, key = name.split('/')
+    if (groups[0] if groups else key) in result:
+      raise JaxlmError(f'model {pred.family.name} describes {name!r}, which '
+                       f'would overwrite the result key of that name')
     node = result
     for g in groups:
       node = node.setdefault(g, {})

@@ -9,8 +9,9 @@ onto the square). Their relation to pixel column u of an image W wide
 (rows likewise with H), pixel centres at integers u = 0 .. W - 1:
 
   align_corners=False: x = (2u + 1) / W - 1, u = ((x + 1) W - 1) / 2. -1 and
-    1 are the outer edges of the border pixels, so jaxlm's [0, 1] crop
-    units (pixel / W, top-left corner at 0) are (x + 1) / 2.
+    1 are the outer edges of the border pixels. jaxlm's crop units c =
+    u / W (pixel centres at integers) are c = (x + 1) / 2 - 1 / (2W), i.e.
+    its screen units s = 2c - 1 are x - 1 / W (`infinite3d.to_sampler`).
   align_corners=True: x = 2u / (W - 1) - 1. -1 and 1 are the centres of the
     corner pixels.
 

@@ -99,7 +99,11 @@ class Family:
       (`predict --json`, the overlay), or None: dict(points={name: (B, K,
       2) crop units}, lengths={name: (B,) crop units}, values={name: (B,
       ...) arrays in their own units}); the predictor maps points and
-      lengths to image pixels.
+      lengths to image pixels. The overlay draws every point set of three
+      or more points as a closed polygon (an RoI) and a value named
+      'rotation' (3, 3) as the head's axes (the canonical head frame's x, y,
+      z; `plots.draw_description`); a name 'a/b' is key b of group a in
+      the JSON and must not be a key the result already has.
   """
   name: str
   defaults: Callable[[], dict]

@@ -43,7 +43,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.errors import JaxlmError
-from jaxlm.models import affine_sampler, head3d, queries3d
+from jaxlm.models import affine_sampler, head3d, queries3d, resnet
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.query_deformer import QueryDeformer
 from jaxlm.models.query_predictor import (PREDICTORS, QueryEncoder,
@@ -156,7 +156,7 @@ class Infinite3D(nn.Module):
       theta = jnp.broadcast_to(jnp.eye(2, 3, dtype=jnp.float32), (b, 2, 3))
       crop = affine_sampler.resample(images.astype(jnp.float32), theta,
                                      (self.crop_size, self.crop_size),
-                                     padding_mode='border')
+                                     padding_mode=self.stn_padding)
       return crop, theta
     out = self.spatial_transformer(images, train)
     return out['image'], out['theta']
@@ -247,7 +247,9 @@ def defaults():
       head='3d',  # '3d' (pose, camera, canonical 3D) or '2d' (paper 002)
       principal_point=False,  # the 3D head predicts the principal point
       deformer=True,  # D, with several training datasets
-      deformer_reference='',  # the dataset D keeps fixed; '': the first
+      # the dataset D keeps fixed; '': the first in table order (training
+      # datasets are ordered by name)
+      deformer_reference='',
       offset_prior=0.01,  # weight of mean |δ|² (3D head)
       extractor='convnext',
       variant='tiny',
@@ -278,6 +280,14 @@ def build(c, datasets):
   if c.predictor == 'transformer' and width % c.predictor_heads:
     raise JaxlmError(f'config key model.predictor_width: {width} is not a '
                      f'multiple of model.predictor_heads {c.predictor_heads}')
+  for key in ('crop_size', 'stn_size'):
+    if int(c[key]) <= 0:
+      raise JaxlmError(f'config key model.{key}: must be > 0, got {c[key]}')
+  if c.stn != 'none':
+    try:
+      resnet.check_depth(int(c.stn_depth))
+    except ValueError as e:
+      raise JaxlmError(f'config key model.stn_depth: {e}') from None
   if not float(c.init_zoom) > 0:
     raise JaxlmError(f'config key model.init_zoom: must be > 0, got '
                      f'{c.init_zoom}')

@@ -16,7 +16,7 @@ Proposals where the paper is silent (measured in
 `benchmarks/infinite3d_synthetic.py`): a 2-hidden-layer GELU MLP of width
 64 on [p, e_j] with a 16-wide embedding; the output layer starts at zero (D
 starts as the identity); one training dataset (`model.deformer_reference`,
-by default the first) is the reference and
+by default the first in table order, i.e. by name) is the reference and
 stays the identity, which fixes the frame that the others move in (without
 it, every dataset and the 3D head could drift together).
 """

@@ -18,7 +18,8 @@ in I: its corners (-1, -1), (1, -1), (1, 1), (-1, 1) of I' (top-left,
 top-right, bottom-right, bottom-left; with align_corners=False the outer
 edges of I') mapped through theta. Landmarks predicted in I' go back to I
 with `affine_sampler.transform_points(points, theta)`, those of I into I'
-with `invert_affine(theta)`.
+with `invert_affine(theta)`, both in the sampler's normalised coordinates
+(jaxlm's screen units are half a pixel off them: `infinite3d.to_sampler`).
 
 Transforms (`kind`):
   'similarity': 4 parameters (log s, phi, t_x, t_y),

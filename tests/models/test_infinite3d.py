@@ -77,7 +77,7 @@ def test_untrained_model_is_the_template_through_the_identity(model):
   out = apply(m, v, images(), point_index=index)
   np.testing.assert_allclose(out['theta'],
                              np.broadcast_to(np.eye(2, 3), (2, 2, 3)))
-  # R = I, t = (0, 0, 8), f = 8, no offset, D the identity at start:
+  # R = I, t = (0, 0, -8), f = 8, no offset, D the identity at start:
   q = np.asarray(v['constants']['queries'])[np.asarray(index)]
   screen = 8.0 * q[..., :2] / (8.0 - q[..., 2:])
   np.testing.assert_allclose(out['landmarks'], (screen + 1) / 2, atol=1e-5)
@@ -154,17 +154,29 @@ def test_inplane_rotation_of_a_similarity():
 
 
 def test_without_stn_and_3d_head_the_untrained_landmark_is_the_centre():
+  """Half-pixel conventions by hand: I' (32 px) is I (64 px) resampled by
+  the identity; the untrained 2D head predicts I''s centre, pixel 16 of 32
+  (pixel centres at integers), i.e. sampler coordinate (2 * 16 + 1) / 32 -
+  1 = 1/32, which is pixel ((1/32 + 1) * 64 - 1) / 2 = 32.5 of I: crop
+  units 32.5 / 64."""
   m = build(stn='none', head='2d', deformer=False)
   v = init(m)
-  out = apply(m, v, images(1), point_index=jnp.arange(3)[None])
+  x = jax.random.uniform(jax.random.key(3), (1, 64, 64, 3), maxval=255.0)
+  out = apply(m, v, x, point_index=jnp.arange(3)[None])
   assert 'points3d' not in out and 'spatial_transformer' not in v['params']
-  np.testing.assert_allclose(out['landmarks'], 0.5, atol=1e-6)
+  np.testing.assert_allclose(out['landmarks'], 32.5 / 64, atol=1e-6)
   np.testing.assert_allclose(out['theta'][0], np.eye(2, 3))
+  # I' is I resampled: pixel 16 of I' is the mean of I's pixels 32 and 33
+  crop, _ = m.apply(v, x, method=type(m).normalise)
+  np.testing.assert_allclose(crop[0, 16, 16],
+                             np.asarray(x[0, 32:34, 32:34]).mean((0, 1)),
+                             rtol=1e-5)
 
 
 @pytest.mark.parametrize('key,value', [('stn', 'perspective'),
                                        ('head', '4d'),
                                        ('stn_padding', 'reflect'),
+                                       ('stn_depth', 20),
                                        ('init_zoom', 0.0)])
 def test_bad_settings_name_their_key(key, value):
   with pytest.raises(JaxlmError, match=f'model.{key}'):
