@@ -70,9 +70,10 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
                 crop=crop)
   if found['uncertainty'] is not None:  # per-landmark std, pixels
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
+  taken = set(result)
   for name, value in described.items():  # 'camera/focal' -> camera.focal
     *groups, key = name.split('/')
-    if (groups[0] if groups else key) in result:
+    if (groups[0] if groups else key) in taken:
       raise JaxlmError(f'model {pred.family.name} describes {name!r}, which '
                        f'would overwrite the result key of that name')
     node = result
