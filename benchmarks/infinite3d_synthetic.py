@@ -101,19 +101,15 @@ def procrustes_error(pred, truth):
   return float(np.linalg.norm(scale * p @ r - t, axis=-1).mean())
 
 
-def predict(pred, image, prompts, box=None):
-  """Landmarks in image pixels and the family's description."""
+def predict(pred, image, prompts, box=None, crop=None):
+  """`Predictor.detect` of one image (landmarks in image pixels and the
+  family's description): the crop rule on `box`, the whole image without
+  one, or with crop=True and no box the Haar cascade's face (None when it
+  finds none)."""
   try:
-    out = pred.detect(image, prompts, box=box, crop=box is not None)
-  except JaxlmError:
-    return None
-  return out
-
-
-def haar(pred, image, prompts):
-  try:
-    return pred.detect(image, prompts, box=None, crop=True)
-  except JaxlmError:  # no face found
+    return pred.detect(image, prompts, box=box,
+                       crop=box is not None if crop is None else crop)
+  except JaxlmError:  # the cascade found no face
     return None
 
 
@@ -140,7 +136,7 @@ def section_landmarks(pred, args):
       out = predict(pred, item['image'], prompts, tight_box(faces, i))
       e_box.append(np.linalg.norm(out['landmarks'] - gt, axis=-1).mean() /
                    norm)
-      out = haar(pred, item['image'], prompts)
+      out = predict(pred, item['image'], prompts, crop=True)
       if out is not None:
         found += 1
         e_haar.append(np.linalg.norm(out['landmarks'] - gt, axis=-1).mean()
