@@ -47,6 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=16, steps=1000, log_every=10, checkpoint_every=500,
       keep_checkpoints=3,
       ema_decay=0.0,  # > 0: keep an EMA of the params; eval/predict use it
+      # parameter-path patterns kept bit-identical (jaxlm/train/frozen.py),
+      # e.g. ('encoder',); '!pattern' unfreezes
+      frozen=(),
       log_example_ids=False))  # WORKDIR/examples.jsonl: faces of each step
 
   c.optim = ml_collections.ConfigDict(dict(

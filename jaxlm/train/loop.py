@@ -20,6 +20,7 @@ from jaxlm.config import to_json, validate
 from jaxlm.data import pipeline, query_tables, sources
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
+from jaxlm.train import frozen as frozen_lib
 from jaxlm.train import sharding
 from jaxlm.train.state import create_state, make_optimizer
 from jaxlm.train.step import batch_eyes, jit_step, make_train_step
@@ -104,7 +105,15 @@ class Experiment:
     return make_train_step(
         self.model, self.family, self.tx, self.schedule, self.layouts,
         ema_decay, mesh, batch_eyes(self.config.data.num_anchors,
-                                    self.layouts))
+                                    self.layouts),
+        frozen=frozen_patterns(self.config))
+
+
+def frozen_patterns(config) -> tuple[str, ...]:
+  """`train.frozen` (parameter-path patterns, `train/frozen.py`) as a
+  tuple; a bare string is one pattern."""
+  given = config.train.get('frozen', ())
+  return (given,) if isinstance(given, str) else tuple(given)
 
 
 def setup(config) -> Experiment:
@@ -136,7 +145,8 @@ def setup(config) -> Experiment:
     raise JaxlmError(f'config key data.num_anchors: {config.model.name} '
                      f'predicts every landmark; set it to 0 (all points, in '
                      f'order), not {config.data.num_anchors}')
-  tx, schedule = make_optimizer(config.optim, config.train.steps)
+  tx, schedule = make_optimizer(config.optim, config.train.steps,
+                                frozen_patterns(config))
   return Experiment(config, family, model, specs, datasets,
                     tuple(layouts.get(s.layout) for s in specs), tx, schedule)
 
@@ -412,6 +422,12 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
            config.model.name, config.model.variant,
            models.num_params(state.params) / 1e6,
            ', '.join(f'{n}({k})' for n, k in exp.datasets))
+  if frozen_patterns(config):
+    n_frozen, n_all = frozen_lib.count(
+        frozen_lib.frozen_mask(state.params, frozen_patterns(config)),
+        state.params)
+    log.info('train.frozen %s: %.2fM of %.2fM parameters frozen',
+             list(frozen_patterns(config)), n_frozen / 1e6, n_all / 1e6)
 
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())

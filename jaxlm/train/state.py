@@ -11,6 +11,7 @@ import optax
 
 from jaxlm import models
 from jaxlm.errors import JaxlmError
+from jaxlm.train import frozen as frozen_lib
 
 
 @flax.struct.dataclass
@@ -52,8 +53,10 @@ def learning_rate_schedule(optim_cfg, total_steps: int):
        lambda s: main(s + warmup)], [warmup])
 
 
-def make_optimizer(optim_cfg, total_steps: int):
-  """optax AdamW (weight decay on matrices only) with optional clipping."""
+def make_optimizer(optim_cfg, total_steps: int, frozen=()):
+  """optax AdamW (weight decay on matrices only) with optional clipping;
+  the parameters matching `frozen` (`train.frozen` patterns, `frozen.py`)
+  get `set_to_zero` and no optimizer state."""
   if optim_cfg.name not in ('adamw', 'adam'):
     raise JaxlmError(f'config key optim.name: unknown optimizer '
                      f'{optim_cfg.name!r} (known: adamw, adam)')
@@ -67,6 +70,10 @@ def make_optimizer(optim_cfg, total_steps: int):
                      weight_decay=optim_cfg.weight_decay, mask=decay_mask)
   if optim_cfg.grad_clip:
     tx = optax.chain(optax.clip_by_global_norm(optim_cfg.grad_clip), tx)
+  if frozen:
+    tx = optax.multi_transform(
+        {frozen_lib.TRAINED: tx, frozen_lib.FROZEN: optax.set_to_zero()},
+        lambda params: frozen_lib.labels(params, frozen))
   return tx, schedule
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import optax
 
+from jaxlm.train import frozen as frozen_lib
 from jaxlm.train import sharding
 from jaxlm.train.batch_metrics import make_batch_nme
 from jaxlm.train.state import TrainState
@@ -28,14 +29,16 @@ def batch_eyes(num_anchors: int, train_layouts):
 
 def make_train_step(model, family, tx, schedule, train_layouts,
                     ema_decay: float = 0.0, mesh=None,
-                    eyes: tuple[int, int] | None = None):
+                    eyes: tuple[int, int] | None = None, frozen=()):
   """(state, batch) -> (state, metrics): one optimizer step on the family's
   loss; BatchNorm statistics updated when the state has them; dropout keys
   derived from the state's rng and step (the same on resume); and
   ema <- decay * ema + (1 - decay) * params when the state has an EMA.
   With a `mesh`, metrics include `train_nme` of the batch's last
   prediction, reduced across devices (`batch_metrics.py`, shard_map;
-  inter-ocular with `eyes`, see `batch_eyes`)."""
+  inter-ocular with `eyes`, see `batch_eyes`). Parameters matching the
+  `frozen` patterns (`train.frozen`, `frozen.py`) get no gradient and stay
+  bit-identical, in `params` and in the EMA."""
   loss_of = family.loss(model, train_layouts)
   batch_nme = make_batch_nme(mesh, eyes) if mesh is not None else None
 
@@ -43,8 +46,11 @@ def make_train_step(model, family, tx, schedule, train_layouts,
     dropout = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
                                  state.step)
     has_bn = state.batch_stats is not None
+    mask = frozen_lib.frozen_mask(state.params, frozen) if frozen else None
 
     def loss_fn(params):
+      if mask is not None:
+        params = frozen_lib.stop_frozen_gradients(mask, params)
       out = model.apply(state.variables(params), batch['image'],
                         point_index=batch['point_index'], train=True,
                         rngs={'dropout': dropout},
@@ -61,12 +67,16 @@ def make_train_step(model, family, tx, schedule, train_layouts,
         loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    if mask is not None:
+      params = frozen_lib.keep_frozen(mask, params, state.params)
     metrics = dict(loss=loss, grad_norm=optax.tree.norm(grads),
                    lr=schedule(state.step), **aux)
     ema = state.ema
     if ema is not None:
       ema = jax.tree_util.tree_map(
           lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
+      if mask is not None:
+        ema = frozen_lib.keep_frozen(mask, ema, state.ema)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state, ema=ema,
                               batch_stats=batch_stats)
