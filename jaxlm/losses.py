@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from jaxlm.layouts import inter_ocular
@@ -128,3 +129,56 @@ def isotropic_gaussian_nll(mean, target, log_var, weight):
   err = ((mean - target) ** 2).sum(-1)  # (B, N)
   nll = log_var + 0.5 * err * jnp.exp(-log_var)
   return (nll * weight).sum() / jnp.maximum(weight.sum(), 1e-6)
+
+
+# Adaptive Wing loss of the heatmap cascade (Wang et al. 2019, as CD-ViT's
+# loss/awingLoss.py): omega, theta, epsilon, alpha.
+AWING = dict(omega=14.0, theta=0.5, epsilon=1.0, alpha=2.1)
+
+
+def adaptive_wing(pred, target, omega=14.0, theta=0.5, epsilon=1.0,
+                  alpha=2.1):
+  """Elementwise Adaptive Wing loss of heatmaps (same shapes), delta =
+  |pred - target|, a = alpha - target:
+
+    omega ln(1 + (delta / epsilon)^a)        if delta < theta
+    A delta - C                              otherwise, with
+    A = omega a (theta / epsilon)^(a - 1) / (epsilon (1 + (theta /
+        epsilon)^a)),  C = theta A - omega ln(1 + (theta / epsilon)^a)
+
+  (continuous at delta = theta). No reduction.
+  """
+  delta = jnp.abs(pred - target)
+  a = alpha - target
+  r = theta / epsilon
+  big_a = omega * a * r**(a - 1) / (epsilon * (1 + r**a))
+  big_c = theta * big_a - omega * jnp.log1p(r**a)
+  # the power of a clipped delta: a negative base never reaches the unused
+  # branch's gradient
+  small = omega * jnp.log1p((jnp.minimum(delta, theta) / epsilon)**a)
+  return jnp.where(delta < theta, small, big_a * delta - big_c)
+
+
+def heatmap_weight_map(target, threshold: float = 0.2, weight: float = 10.0):
+  """(B, N, H, W) target -> weight * [maxpool3x3(target) >= threshold] + 1
+  (CD-ViT: cells near a peak count 11 times; 3x3 max pool, stride 1, pad 1
+  with -inf, as torch's max_pool2d)."""
+  pooled = jax.lax.reduce_window(target, -jnp.inf, jax.lax.max,
+                                 (1, 1, 3, 3), (1, 1, 1, 1),
+                                 ((0, 0), (0, 0), (1, 1), (1, 1)))
+  return weight * (pooled >= threshold).astype(target.dtype) + 1.0
+
+
+def smooth_l1(pred, target, beta: float = 1.0):
+  """Elementwise smooth L1 (Huber / beta), torch's F.smooth_l1_loss:
+  0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta; beta 0 is L1."""
+  d = jnp.abs(pred - target)
+  if beta == 0:
+    return d
+  return jnp.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+
+
+def cascade_stage_weights(num_stages: int, base: float = 1.2):
+  """CD-ViT's stage weights base^-(S - 1 - i): the last stage 1."""
+  return jnp.asarray([base**-(num_stages - 1 - i) for i in range(num_stages)],
+                     jnp.float32)
