@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.errors import JaxlmError
-from jaxlm.models import (direct_regression, dslpt, infinite3d, queries3d,
-                          slpt, tufa)
+from jaxlm.models import (direct_regression, dslpt, infinite3d, lensmaster,
+                          queries3d, slpt, tufa)
 from jaxlm.models.family import Family
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -24,6 +24,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     direct_regression.FAMILY,
     queries3d.FAMILY,
     infinite3d.FAMILY,
+    lensmaster.FAMILY,
 )}
 
 

@@ -1,0 +1,144 @@
+"""The heatmap cascade family (LensMaster, paper 000): soft-argmax against
+exact Gaussians, the heatmap <-> crop conversion, outputs, the loss by hand,
+and the config errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlm import losses, models
+from jaxlm.errors import JaxlmError
+from jaxlm.models import heatmap, lensmaster
+
+TINY = dict(variant='Ti/16:depth=1:layerscale=1:registers=4:rope=100:eps=5',
+            backbone_input=64, width=16, stages=2, blocks_per_stage=1)
+
+
+def _cells(rng, n, lo, hi):
+  return rng.uniform(lo, hi, (1, n, 2)).astype(np.float32)
+
+
+def test_soft_argmax_of_an_exact_gaussian_recovers_it_away_from_borders():
+  """The target Gaussian (sigma 1/sqrt 2 cells, sum 1) read back by
+  soft-argmax (logits = its log): < 1e-3 cells anywhere 3 cells or more
+  from the border of a 32 x 32 map."""
+  cells = _cells(np.random.default_rng(0), 200, 3.0, 28.0)
+  g = heatmap.gaussian_target(jnp.asarray(cells), 32, 32)  # (1, N, H, W)
+  got, probs = heatmap.soft_argmax(jnp.log(g).transpose(0, 2, 3, 1))
+  assert float(jnp.abs(got - cells).max()) < 1e-3
+  np.testing.assert_allclose(np.asarray(probs), np.asarray(g), atol=1e-6)
+
+
+def test_soft_argmax_is_biased_inward_at_the_border():
+  """Near a border the Gaussian is cut: the estimate moves inward, by
+  what `heatmap.py`'s docstring states (+0.29 cells on the border, +0.02
+  one cell in)."""
+  u = np.array([0.0, 0.5, 1.0, 2.0], np.float32)
+  cells = np.stack([u, np.full_like(u, 16.0)], -1)[None]
+  g = heatmap.gaussian_target(jnp.asarray(cells), 32, 32)
+  got, _ = heatmap.soft_argmax(jnp.log(g).transpose(0, 2, 3, 1))
+  bias = np.asarray(got[0, :, 0]) - u
+  assert np.all(bias[:3] > 0) and abs(bias[3]) < 2e-3
+  assert bias[0] > bias[1] > bias[2]
+  np.testing.assert_allclose(bias[[0, 2]], [0.29, 0.02], atol=0.005)
+
+
+def test_heatmap_and_crop_units_convert_exactly_both_ways():
+  s, h = 256, 32
+  # corner-aligned: the first and last pixel centres are the first and
+  # last cell centres
+  np.testing.assert_allclose(heatmap.to_heatmap(0.5 / s, h, s), 0.0)
+  np.testing.assert_allclose(heatmap.to_heatmap((s - 0.5) / s, h, s), h - 1)
+  # the official unit coordinate i / 255 of pixel index i is cells / 31
+  i = 100.0
+  np.testing.assert_allclose(heatmap.to_heatmap((i + 0.5) / s, h, s) / 31,
+                             i / 255, rtol=1e-6)
+  c = np.random.default_rng(1).uniform(-0.1, 1.1, (5, 7, 2))
+  np.testing.assert_allclose(
+      heatmap.from_heatmap(heatmap.to_heatmap(c, h, s), h, s), c, atol=1e-12)
+
+
+def _build(**kw):
+  cfg = models.get('lensmaster').default_config()
+  cfg.update({**TINY, **kw})
+  return models.build(cfg, (('syn98', 98),))
+
+
+def test_outputs_point_index_and_the_heatmap_max():
+  m = _build()
+  img = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), np.uint8)
+  v = jax.jit(m.init)(jax.random.key(0), img)
+  out = jax.jit(m.apply)(v, img)
+  assert out['stages'].shape == (2, 2, 98, 2)  # (T, B, N, 2)
+  assert out['heatmaps'].shape == (2, 2, 98, 4, 4)  # 64 / 16 cells
+  np.testing.assert_allclose(np.asarray(out['heatmaps'].sum((-2, -1))), 1.0,
+                             rtol=1e-5)
+  idx = np.array([[5, 7, 9], [0, 97, 5]], np.int32)
+  sub = jax.jit(lambda v, i: m.apply(v, img, point_index=i))(v, idx)
+  np.testing.assert_allclose(
+      np.asarray(sub['stages']),
+      np.asarray(out['stages'])[:, np.arange(2)[:, None], idx], atol=1e-6)
+  conf = lensmaster.describe(out)['values']['heatmap_max']
+  assert conf.shape == (2, 98) and 0 < float(conf.min()) <= 1
+  assert set(v['params']) == {'encoder', 'projector', 'projector_bn',
+                              'cascade'}
+  with pytest.raises(ValueError, match='29 prompts for a model of 98'):
+    m.apply(v, img, jnp.zeros((29, 2)))
+
+
+def test_heading_net_backbone_gives_an_eighth_of_the_crop():
+  m = _build(backbone='heading_net')
+  img = np.zeros((1, 64, 64, 3), np.uint8)
+  v = jax.eval_shape(m.init, jax.random.key(0), img)
+  assert jax.eval_shape(m.apply, v, img)['heatmaps'].shape == (2, 1, 98, 8, 8)
+  assert models.get('lensmaster').encoder(
+      models.get('lensmaster').complete(dict(name='lensmaster',
+                                             backbone='heading_net'))) is None
+
+
+def test_loss_is_zero_for_a_perfect_heatmap_and_follows_the_formula():
+  rng = np.random.default_rng(2)
+  s, h, n = 64, 8, 5
+  target = rng.uniform(0.2, 0.8, (2, n, 2)).astype(np.float32)
+  goal = heatmap.gaussian_target(heatmap.to_heatmap(target, h, s), h, h)
+  cells, probs = heatmap.soft_argmax(jnp.log(goal).transpose(0, 2, 3, 1))
+  perfect = dict(stages=heatmap.from_heatmap(cells, h, s)[None],
+                 heatmaps=probs[None])
+  weight = np.ones((2, n), np.float32)
+  awing, coord = lensmaster.stage_losses(perfect, target, weight, s)
+  assert float(awing[0]) < 1e-6 and float(coord[0]) < 1e-6  # border bias
+  # a uniform heatmap against the target, by hand (weight 1 for all points)
+  flat = jnp.full_like(probs, 1.0 / (h * h))[None]
+  out = dict(stages=jnp.full((1, 2, n, 2), 0.5), heatmaps=flat)
+  awing, coord = lensmaster.stage_losses(out, target, weight, s, beta=1.0)
+  want_a = (losses.adaptive_wing(flat[0], goal) *
+            losses.heatmap_weight_map(goal)).mean()
+  u01 = heatmap.to_heatmap(target, h, s) / (h - 1)
+  p01 = heatmap.to_heatmap(jnp.full_like(target, 0.5), h, s) / (h - 1)
+  want_c = (0.5 * (p01 - u01)**2).mean()
+  np.testing.assert_allclose(float(awing[0]), float(want_a), rtol=1e-5)
+  np.testing.assert_allclose(float(coord[0]), float(want_c), rtol=1e-5)
+  # a weight-0 landmark does not count
+  w0 = weight.copy()
+  w0[:, 0] = 0
+  bad = dict(stages=out['stages'].at[:, :, 0].set(9.0), heatmaps=flat)
+  np.testing.assert_allclose(
+      float(lensmaster.stage_losses(bad, target, w0, s)[1][0]),
+      float(lensmaster.stage_losses(out, target, w0, s)[1][0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('backbone', 'resnet', 'model.backbone: unknown backbone'),
+    ('width', 30, 'model.width: 30'),
+    ('backbone_input', 72, 'model.backbone_input: 72'),
+    ('stages', 0, 'model.stages'),
+])
+def test_config_errors_name_the_key(key, value, match):
+  cfg = models.get('lensmaster').default_config()
+  cfg.update({**TINY, key: value})
+  with pytest.raises(JaxlmError, match=match):
+    models.build(cfg, (('syn98', 98),))
+  with pytest.raises(JaxlmError, match='one landmark layout'):
+    models.build(models.get('lensmaster').default_config(),
+                 (('syn98', 98), ('syn68', 68)))
