@@ -1,0 +1,109 @@
+"""bf16 mixed precision for every family (`model.dtype = 'bfloat16'`):
+float32 parameters and gradients, bf16 matrix multiplies and convolutions.
+
+Checked on the traced training computation (no compile, no compute): the
+jaxpr of the loss gradient of each registered family at its default
+settings, walked into every sub-jaxpr. A family that forgets to pass its
+dtype to a layer shows up as float32 dot products here."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlm import layouts, models
+
+SIZE = 64
+# settings a family needs at a 64 px input (everything else: its defaults)
+SMALL = {
+    'lensmaster': dict(backbone_input=128, stages=2,
+                       variant=('S/16:depth=2:layerscale=1:registers=4:'
+                                'rope=100:eps=5')),
+    'infinite3d': dict(crop_size=64, stn_size=64),
+    'slpt': dict(num_layers=2),
+    'dslpt': dict(num_layers=2, variant='hrnet_lite'),
+}
+MATMULS = ('dot_general', 'conv_general_dilated')
+
+
+def _sub_jaxprs(eqn):
+  for v in eqn.params.values():
+    for x in (v if isinstance(v, (list, tuple)) else [v]):
+      if isinstance(x, jax.extend.core.ClosedJaxpr):
+        yield x.jaxpr
+      elif isinstance(x, jax.extend.core.Jaxpr):
+        yield x
+
+
+def _matmul_dtypes(jaxpr, out):
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in MATMULS:
+      out.append(tuple(str(v.aval.dtype) for v in eqn.invars))
+    for sub in _sub_jaxprs(eqn):
+      _matmul_dtypes(sub, out)
+  return out
+
+
+def _traced(name, dtype):
+  family = models.get(name)
+  cfg = family.default_config()
+  cfg.update(dict(SMALL.get(name, {}), dtype=dtype))
+  model = models.build(cfg, (('syn98', 98),))
+  n = 98
+  variables = jax.eval_shape(lambda: models.init_variables(
+      model, jax.random.key(0), SIZE, n))
+  loss_of = family.loss(model, [layouts.get('syn98')])
+  batch = dict(image=jnp.zeros((2, SIZE, SIZE, 3), jnp.uint8),
+               point_index=jnp.tile(jnp.arange(n, dtype=jnp.int32), (2, 1)),
+               target=jnp.full((2, n, 2), 0.5), weight=jnp.ones((2, n)))
+  mutable = ['batch_stats'] if 'batch_stats' in variables else False
+
+  def loss(params, variables):
+    out = model.apply(dict(variables, params=params), batch['image'],
+                      point_index=batch['point_index'], train=True,
+                      rngs={'dropout': jax.random.key(1)}, mutable=mutable)
+    return loss_of(out[0] if mutable else out, batch)[0]
+
+  grad = lambda v: jax.grad(loss)(v['params'], v)
+  return (variables['params'], jax.eval_shape(grad, variables),
+          jax.make_jaxpr(grad)(variables).jaxpr)
+
+
+@pytest.mark.parametrize('name', sorted(models.FAMILIES))
+def test_bf16_compute_with_float32_parameters(name):
+  params, grads, jaxpr = _traced(name, 'bfloat16')
+  for tree in (params, grads):
+    assert {str(x.dtype) for x in jax.tree_util.tree_leaves(tree)} == {
+        'float32'}
+  kinds = _matmul_dtypes(jaxpr, [])
+  assert kinds, 'no matrix multiply traced'
+  bf16 = [k for k in kinds if all(d == 'bfloat16' for d in k)]
+  # forward and backward: nearly every product in bf16 (a few float32
+  # heads and coordinate maths may stay)
+  assert len(bf16) >= 0.75 * len(kinds), (name, len(bf16), len(kinds))
+
+
+def test_float32_traces_no_bf16_product():
+  """The control: the counting above sees float32 where it is float32."""
+  _, _, jaxpr = _traced('tufa', 'float32')
+  kinds = _matmul_dtypes(jaxpr, [])
+  assert kinds and not any('bfloat16' in k for k in kinds)
+
+
+def test_bf16_is_close_to_float32_for_the_heatmap_cascade():
+  """Same weights, same input: the bf16 forward stays near the float32 one
+  (heatmaps and soft-argmax in float32). An 8 x 8 map: XLA's CPU backend
+  aborts on a bf16 channel-split attention of head width 1 (a 4 x 4 map,
+  `ynn_emitter.cc` check failure), a size no real model has."""
+  family = models.get('lensmaster')
+  img = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), np.uint8)
+  outs, v = [], None
+  for dtype in ('float32', 'bfloat16'):
+    m = family.build(family.complete(dict(
+        name='lensmaster', width=16, stages=2, backbone_input=128,
+        variant='Ti/16:depth=1:layerscale=1:registers=4:rope=100:eps=5',
+        dtype=dtype)), (('syn98', 98),))
+    v = v or jax.jit(m.init)(jax.random.key(0), img)  # the same weights
+    outs.append(jax.jit(m.apply)(v, img)['stages'])
+  assert outs[1].dtype == jnp.float32
+  assert float(jnp.abs(outs[0] - outs[1]).max()) < 0.02  # crop units
