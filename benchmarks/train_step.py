@@ -7,11 +7,15 @@ r"""Training-step throughput: img/s, step time, peak memory, MFU.
   python benchmarks/train_step.py --model regression --prompts 68 \
       --image-size 224
   python benchmarks/train_step.py --config configs/slpt_demo.py:dslpt
+  python benchmarks/train_step.py --model lensmaster --frozen both \
+      --batch 4 --steps 3
 
 `--model` picks a config (`CONFIGS`), `--config` any other (every family
 works: the family says whether it trains on anchor subsets); `--variant` is
 the ViT variant (TUFA) or the backbone (SLPT/DSLPT/regression, which
-predict all `--prompts` points), by default the config's.
+predict all `--prompts` points), by default the config's. `--frozen both`
+times the config with its `train.frozen` parameters frozen and with none
+(`config`: as the config says, `none`: nothing frozen).
 
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
@@ -57,13 +61,16 @@ def peak_memory_gib():
 CONFIGS = {'tufa': 'configs/tufa_vits16_multi.py',
            'slpt': 'configs/slpt_hrnet_lite_wflw.py',
            'dslpt': 'configs/dslpt_hrnet_wflw.py',
-           'regression': 'configs/regression_resnet18_300w.py'}
+           'regression': 'configs/regression_resnet18_300w.py',
+           'lensmaster': 'configs/lensmaster_dinov3_wflw.py'}
 LAYOUT_OF = {98: 'syn98', 68: 'syn68', 29: 'syn29', 19: 'syn19'}
 
 
 def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
-          mesh_shape=None, model_name='tufa', config=None):
+          mesh_shape=None, model_name='tufa', config=None, frozen=None):
   cfg = load_config(config or CONFIGS[model_name])
+  if frozen is not None:  # None: the config's train.frozen
+    cfg.train.frozen = tuple(frozen)
   model_name = cfg.model.name
   cfg.model.variant = variant or cfg.model.variant
   cfg.model.dtype = dtype
@@ -115,7 +122,9 @@ def bench(variant, batch, prompts, dtype, steps, image_size, peak_tflops,
   LAST.update(step_s=dt, img_per_s=batch / dt, flops=flops)
   mem, mem_kind = peak_memory_gib()
   dev = jax.local_devices()[0]
+  frz = tuple(cfg.train.get('frozen', ()))
   line = (f'{model_name} {cfg.model.variant:6s} {dtype:8s} batch {batch:4d} prompts {prompts:3d} '
+          + (f'frozen {",".join(frz)} ' if frz else '') +
           f'{image_size}px mesh {"x".join(map(str, mesh.shape.values()))} | '
           f'{batch / dt:9.1f} img/s | step {dt * 1e3:8.1f} '
           f'ms (median of {steps}) | first step {compile_s:5.1f} s | '
@@ -146,14 +155,20 @@ def main():
   p.add_argument('--peak-tflops', type=float, default=None)
   p.add_argument('--mesh', default=None,
                  help='data,fsdp,tensor (default: all devices on data)')
+  p.add_argument('--frozen', default='config',
+                 choices=['config', 'none', 'both'],
+                 help="train.frozen as the config says, nothing frozen, or "
+                 "both one after the other")
   a = p.parse_args()
   mesh_shape = tuple(int(v) for v in a.mesh.split(',')) if a.mesh else None
   print(f'jax {jax.__version__} on {jax.local_devices()[0].device_kind} '
         f'x{jax.local_device_count()}', flush=True)
+  frozen = {'config': [None], 'none': [()], 'both': [None, ()]}[a.frozen]
   for v in a.variant or [None]:  # None: the config's own variant
     for b in a.batch:
-      bench(v, b, a.prompts, a.dtype, a.steps, a.image_size, a.peak_tflops,
-            mesh_shape, a.model, a.config)
+      for f in frozen:
+        bench(v, b, a.prompts, a.dtype, a.steps, a.image_size,
+              a.peak_tflops, mesh_shape, a.model, a.config, f)
 
 
 if __name__ == '__main__':
