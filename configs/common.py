@@ -36,7 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
       brightness_max=30.0, contrast_mean=1.0, contrast_std=0.3,
       contrast_min=0.3, contrast_max=1.3, occlusion_prob=0.5,
       occlusion_mean=0.2, occlusion_std=0.08, shear_prob=1 / 3,
-      shear_std=0.2, shear_max=0.2))
+      shear_std=0.2, shear_max=0.2,
+      # off unless a recipe sets them (the heatmap cascade's)
+      gamma_prob=0.0, gamma_min=0.8, gamma_max=1.2, blur_prob=0.0,
+      blur_min=5, blur_max=19, noise_prob=0.0, noise_std_min=10.0,
+      noise_std_max=14.2))
   c.data.train = ml_collections.ConfigDict()
   c.data.eval = ml_collections.ConfigDict()
 

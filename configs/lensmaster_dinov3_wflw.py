@@ -25,9 +25,11 @@ float32 parameters (the code uses fp16 autocast).
 Augmentation, mapped onto jaxlm's affine augment (`data/augment.py`):
 rotation +-20 deg, zoom 0.8-1.2 of the crop (a crop of 1.0-1.5 x the box),
 shift about +-40 px of 256, shear ~ +-5 deg, greyscale p 0.3, brightness /
-contrast p 0.3, flip with the layout's pairs. Not mapped (jaxlm's augment
-module has no such transform yet): Gaussian noise, blur, gamma, gravel,
-shadow, rain and perspective.
+contrast p 0.3, gamma 0.8-1.2 p 0.2, Gaussian blur (kernel 5-19) p 0.1,
+Gaussian noise p 0.3 (std 10-14 grey levels: see `data/augment.py` for the
+code's version-dependent reading), flip with the layout's pairs. Not mapped
+(jaxlm's augment module has no such transform yet): gravel, shadow, rain and
+perspective (a perspective warp would break augment's one-affine design).
 
 Published (paper 000, WFLW test, inter-ocular): NME 3.92%, FR@10% 2.0%,
 AUC@10% 0.626 (fine-tuning the last 3 blocks: 3.87%). Not run here: WFLW
@@ -67,7 +69,8 @@ def get_config(arg=None):
       rotation_std=20.0, rotation_max=20.0,
       scale_mean=1.25, scale_std=0.15, scale_min=1.0, scale_max=1.5,
       shift_std=0.1, shift_max=0.19, shear_prob=0.4, shear_std=0.087,
-      shear_max=0.087, grey_prob=0.3, colour_prob=0.3, occlusion_prob=0.0))
+      shear_max=0.087, grey_prob=0.3, colour_prob=0.3, occlusion_prob=0.0,
+      gamma_prob=0.2, blur_prob=0.1, noise_prob=0.3))
   c.init = ml_collections.ConfigDict(dict(encoder=''))
   c.train.frozen = frozen_encoder()
   if arg and arg.startswith('finetune='):

@@ -15,6 +15,11 @@ flip p = 0.5; greyscale p = 0.2; brightness/contrast p = 0.5 with brightness
 ~ N(0, 30) clipped to +-30 and contrast ~ N(1, 0.3) clipped to [0.3, 1.3];
 occlusion p = 0.5, a rectangle whose sides ~ N(0.2, 0.08) x output side,
 filled with a random colour; shear p = 1/3, s ~ N(0, 0.2) clipped to +-0.2.
+Off by default (the heatmap cascade's recipe sets them): gamma g ~ U(0.8,
+1.2), Gaussian blur with an odd kernel of 5-19 px, Gaussian noise of std
+U(10, 14.2) grey levels (Albumentations 1.x's GaussNoise(var_limit=(100,
+201)); the public CD-ViT code's `GaussNoise((100/255, 201/255))` means std
+100-201 grey levels under Albumentations 2.x).
 
 Coordinates: the source frame gives the face's *reference square* (the
 1.2 x box crop of the evaluation rule) by its centre and side in source
@@ -56,6 +61,18 @@ class AugmentConfig:
   shear_prob: float = 1 / 3
   shear_std: float = 0.2
   shear_max: float = 0.2
+  # Photometric extras of the heatmap cascade's recipe (CD-ViT's
+  # Albumentations pipeline), off by default. Each is drawn only when its
+  # probability is > 0, so configs without them keep their random stream.
+  gamma_prob: float = 0.0  # RandomGamma: x -> 255 (x / 255)^g
+  gamma_min: float = 0.8
+  gamma_max: float = 1.2
+  blur_prob: float = 0.0  # GaussianBlur: an odd kernel in [min, max]
+  blur_min: int = 5
+  blur_max: int = 19
+  noise_prob: float = 0.0  # GaussNoise: N(0, std^2) per pixel and channel
+  noise_std_min: float = 10.0  # grey levels
+  noise_std_max: float = 14.2
   # The evaluation crop's side / box side that the reference square has
   # (1.2; 1.32 for COFW): scales are relative to it.
   reference_factor: float = 1.2
@@ -112,8 +129,9 @@ def sample_geometry(rng: np.random.Generator, cfg: AugmentConfig, centre,
 
 def photometric(rng: np.random.Generator, cfg: AugmentConfig,
                 image: np.ndarray) -> np.ndarray:
-  """Greyscale, brightness/contrast and occlusion on a uint8 RGB image
-  (a new array; the input is not modified)."""
+  """Greyscale, brightness/contrast and occlusion on a uint8 RGB image,
+  then (when their probabilities are set) gamma, Gaussian blur and Gaussian
+  noise (a new array; the input is not modified)."""
   src = image
   if rng.random() < cfg.grey_prob:
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -133,6 +151,17 @@ def photometric(rng: np.random.Generator, cfg: AugmentConfig,
     if image is src:
       image = image.copy()
     image[y:y + h, x:x + w] = rng.integers(0, 256, 3, dtype=np.uint8)
+  if cfg.gamma_prob and rng.random() < cfg.gamma_prob:
+    g = rng.uniform(cfg.gamma_min, cfg.gamma_max)
+    lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0)**g), 0, 255)
+    image = lut.astype(np.uint8)[image]
+  if cfg.blur_prob and rng.random() < cfg.blur_prob:
+    k = 2 * int(rng.integers(cfg.blur_min // 2, cfg.blur_max // 2 + 1)) + 1
+    image = cv2.GaussianBlur(image, (k, k), 0)  # sigma from the kernel size
+  if cfg.noise_prob and rng.random() < cfg.noise_prob:
+    std = rng.uniform(cfg.noise_std_min, cfg.noise_std_max)
+    noisy = image.astype(np.float32) + rng.normal(0.0, std, image.shape)
+    image = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
   return image
 
 

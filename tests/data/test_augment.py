@@ -131,3 +131,45 @@ def test_photometric_changes_pixels_not_geometry():
   assert changed.sum() > 0
   block = occ[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
   assert (block == block[0, 0]).all()  # one filled rectangle
+
+
+def test_gamma_blur_and_noise_follow_their_definitions():
+  rng = np.random.default_rng(4)
+  image = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+  # gamma: one monotone power curve 255 (x / 255)^g with g in [0.8, 1.2]
+  out = aug.photometric(np.random.default_rng(0),
+                        aug.AugmentConfig.off(gamma_prob=1.0), image)
+  x = image.reshape(-1).astype(float) / 255
+  y = out.reshape(-1).astype(float) / 255
+  mid = (x > 0.1) & (x < 0.9)
+  g = np.median(np.log(y[mid]) / np.log(x[mid]))
+  assert 0.8 - 1e-3 <= g <= 1.2 + 1e-3
+  np.testing.assert_allclose(y, x**g, atol=1 / 255 + 1e-3)
+  # blur: a Gaussian filter with an odd kernel of 5-19 px (cv2's sigma)
+  out = aug.photometric(np.random.default_rng(1),
+                        aug.AugmentConfig.off(blur_prob=1.0), image)
+  errs = {k: np.abs(cv2.GaussianBlur(image, (k, k), 0).astype(int) -
+                    out.astype(int)).max() for k in range(5, 20, 2)}
+  assert min(errs.values()) == 0
+  assert out.std() < image.std()
+  # noise: zero-mean, std within the range in grey levels (clipping aside)
+  flat = np.full((64, 64, 3), 128, np.uint8)
+  out = aug.photometric(np.random.default_rng(2),
+                        aug.AugmentConfig.off(noise_prob=1.0), flat)
+  d = out.astype(float) - 128
+  assert abs(d.mean()) < 0.5 and 10 - 0.3 <= d.std() <= 14.2 + 0.3
+
+
+def test_extras_off_leave_the_random_stream_of_existing_configs():
+  """Probabilities of 0 draw nothing: with every transform off the
+  photometric step consumes exactly the three coin flips it consumed before
+  gamma, blur and noise existed (grey, colour, occlusion)."""
+  image = np.random.default_rng(5).integers(0, 256, (32, 32, 3), np.uint8)
+  cfg = aug.AugmentConfig.off()
+  assert cfg.gamma_prob == cfg.blur_prob == cfg.noise_prob == 0
+  r1 = np.random.default_rng(7)
+  out = aug.photometric(r1, cfg, image)
+  np.testing.assert_array_equal(out, image)
+  r2 = np.random.default_rng(7)
+  r2.random(3)
+  assert r1.random() == r2.random()
