@@ -22,9 +22,14 @@ GPUs); EMA 0.999 per step (the document's 0.99 every 10 iterations; the
 public code's EMA never averages: it copies the weights); bf16 compute with
 float32 parameters (the code uses fp16 autocast).
 
-Augmentation, mapped onto jaxlm's affine augment (`data/augment.py`):
-rotation +-20 deg, zoom 0.8-1.2 of the crop (a crop of 1.0-1.5 x the box),
-shift about +-40 px of 256, shear ~ +-5 deg, greyscale p 0.3, brightness /
+Augmentation, mapped onto jaxlm's affine augment (`data/augment.py`),
+which draws rotation, scale and shift for every face as clipped normals
+(the code: one Albumentations Affine with p 0.4 and uniform ranges, so 60%
+of its faces are not moved; jaxlm moves every face, about a third of them
+to the full +-20 deg): rotation N(0, 20) clipped to +-20 deg, crop side
+N(1.25, 0.15) x the box clipped to 1.0-1.5 (the code's zoom 0.8-1.2), shift
+N(0, 0.1) x the box clipped to +-0.19 (about +-40 px of 256), shear p 0.4
+up to +-5 deg, greyscale p 0.3, brightness /
 contrast p 0.3, gamma 0.8-1.2 p 0.2, Gaussian blur (kernel 5-19) p 0.1,
 Gaussian noise p 0.3 (std 10-14 grey levels: see `data/augment.py` for the
 code's version-dependent reading), flip with the layout's pairs. Not mapped

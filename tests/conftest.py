@@ -6,7 +6,9 @@ nothing), so it runs with JAX's persistent compilation cache in a fresh
 directory of its own: a program compiled once is loaded the next time, in
 this process and in the subprocesses (which inherit the environment). The
 programs and their results are the same; only compile time is saved. Set
-JAXLM_TEST_NO_XLA_CACHE=1 to run without it.
+JAXLM_TEST_NO_XLA_CACHE=1 to run without it. Under pytest-xdist (`make
+test` runs two workers) the controller sets the cache up first and the
+workers inherit its environment, so they share one cache.
 """
 
 import atexit

@@ -36,9 +36,11 @@ def _sub_jaxprs(eqn):
 
 
 def _matmul_dtypes(jaxpr, out):
+  """[(primitive, operand dtypes)] of every product in `jaxpr`."""
   for eqn in jaxpr.eqns:
     if eqn.primitive.name in MATMULS:
-      out.append(tuple(str(v.aval.dtype) for v in eqn.invars))
+      out.append((eqn.primitive.name,
+                  tuple(str(v.aval.dtype) for v in eqn.invars)))
     for sub in _sub_jaxprs(eqn):
       _matmul_dtypes(sub, out)
   return out
@@ -77,17 +79,21 @@ def test_bf16_compute_with_float32_parameters(name):
         'float32'}
   kinds = _matmul_dtypes(jaxpr, [])
   assert kinds, 'no matrix multiply traced'
-  bf16 = [k for k in kinds if all(d == 'bfloat16' for d in k)]
-  # forward and backward: nearly every product in bf16 (a few float32
-  # heads and coordinate maths may stay)
-  assert len(bf16) >= 0.75 * len(kinds), (name, len(bf16), len(kinds))
+  # every convolution, forward and backward, in bf16
+  convs = [d for p, d in kinds if p == 'conv_general_dilated']
+  assert all(d == ('bfloat16', 'bfloat16') for d in convs), (name, convs)
+  # products with no bf16 operand at all: only the float32 heads and
+  # coordinate maths (2-8% of the products today); a layer that ignores
+  # the dtype adds its forward and backward products here
+  f32 = [d for _, d in kinds if 'bfloat16' not in d]
+  assert len(f32) <= 0.1 * len(kinds), (name, len(f32), len(kinds))
 
 
 def test_float32_traces_no_bf16_product():
   """The control: the counting above sees float32 where it is float32."""
   _, _, jaxpr = _traced('tufa', 'float32')
   kinds = _matmul_dtypes(jaxpr, [])
-  assert kinds and not any('bfloat16' in k for k in kinds)
+  assert kinds and not any('bfloat16' in d for _, d in kinds)
 
 
 def test_bf16_is_close_to_float32_for_the_heatmap_cascade():
@@ -97,13 +103,18 @@ def test_bf16_is_close_to_float32_for_the_heatmap_cascade():
   `ynn_emitter.cc` check failure), a size no real model has."""
   family = models.get('lensmaster')
   img = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), np.uint8)
-  outs, v = [], None
+  outs, maps, v = [], [], None
   for dtype in ('float32', 'bfloat16'):
     m = family.build(family.complete(dict(
         name='lensmaster', width=16, stages=2, backbone_input=128,
         variant='Ti/16:depth=1:layerscale=1:registers=4:rope=100:eps=5',
         dtype=dtype)), (('syn98', 98),))
     v = v or jax.jit(m.init)(jax.random.key(0), img)  # the same weights
-    outs.append(jax.jit(m.apply)(v, img)['stages'])
+    out = jax.jit(m.apply)(v, img)
+    outs.append(out['stages'])
+    maps.append(np.asarray(out['heatmaps'] - 1 / 64).reshape(-1))
   assert outs[1].dtype == jnp.float32
-  assert float(jnp.abs(outs[0] - outs[1]).max()) < 0.02  # crop units
+  # untrained heatmaps are near uniform: compare their deviations from it
+  assert np.corrcoef(maps[0], maps[1])[0, 1] > 0.99
+  spread = float(jnp.abs(outs[0] - 0.5).max())
+  assert float(jnp.abs(outs[0] - outs[1]).max()) < 0.1 * spread

@@ -12,7 +12,7 @@ For a backbone map F (B, S, S, C) (C = 256, S = 32 in the paper):
 Every stage is supervised; the last one is the prediction. Default 8
 stages of 2 blocks (the public code's nstack 8, num_dvit_per_pred_blk 2;
 no weights shared). Components: `coord_conv.py`, `dual_vit.py`,
-`double_conv.py`.
+`double_conv.py` (PyTorch's initialisers: `torch_defaults.py`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.models.coord_conv import CoordConv
-from jaxlm.models.double_conv import DoubleConv, conv
+from jaxlm.models.double_conv import DoubleConv
 from jaxlm.models.dual_vit import DualViTBlock
+from jaxlm.models.torch_defaults import conv
 
 
 class CascadedDualViT(nn.Module):

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm.models.double_conv import conv
+from jaxlm.models.torch_defaults import conv
 
 
 def coordinate_channels(height: int, width: int) -> np.ndarray:

@@ -34,7 +34,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.models.attention import MultiHeadAttention, torch_linear_init
-from jaxlm.models.double_conv import DoubleConv, conv
+from jaxlm.models.double_conv import DoubleConv
+from jaxlm.models.torch_defaults import conv
 from jaxlm.models.vit import gelu
 
 LN_EPS = 1e-5  # torch nn.LayerNorm's default

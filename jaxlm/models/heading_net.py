@@ -25,8 +25,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxlm.models.double_conv import TORCH_BN_MOMENTUM, conv
 from jaxlm.models.hrnet import batch_norm
+from jaxlm.models.torch_defaults import TORCH_BN_MOMENTUM, conv
 
 WIDTHS = (32, 64, 256)
 UNITS_PER_GROUP = 3

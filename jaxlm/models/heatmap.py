@@ -62,9 +62,16 @@ def gaussian_target(cells, height: int, width: int,
                     sigma: float = TARGET_SIGMA):
   """(B, N, 2) (u, v) cells -> (B, N, H, W) Gaussians of std `sigma`
   centred there, each normalised to sum 1 (the official target: its
-  weight map's 0.2 threshold is relative to this normalisation)."""
+  weight map's 0.2 threshold is relative to this normalisation).
+
+  Computed as a softmax over the cells, so a landmark far outside the map
+  (where every exp underflows) still gives a finite target, concentrated
+  on the nearest border cells. (The public code never meets that case: it
+  pads each image until its landmarks are inside; jaxlm does not.)"""
   u, v = cells[..., 0, None, None], cells[..., 1, None, None]
   cols = jnp.arange(width, dtype=jnp.float32)
   rows = jnp.arange(height, dtype=jnp.float32)[:, None]
-  g = jnp.exp(-((cols - u)**2 + (rows - v)**2) / (2 * sigma**2))
-  return g / g.sum(axis=(-2, -1), keepdims=True)
+  logits = -((cols - u)**2 + (rows - v)**2) / (2 * sigma**2)
+  shape = logits.shape
+  flat = jax.nn.softmax(logits.reshape(*shape[:-2], -1), axis=-1)
+  return flat.reshape(shape)

@@ -38,7 +38,9 @@ with; set 0.001 for the document's loss.
 
 Model API (`family.py`): one layout; `point_index` (B, N') selects points
 (`index % N`); `prompts` only fix N. BatchNorm statistics live in
-`batch_stats`.
+`batch_stats`; under `jax.jit` over a mesh they are those of the global
+batch (the public code's are per GPU, 16 faces, without SyncBN), and flax
+averages the biased batch variance where torch keeps the unbiased one.
 """
 
 from __future__ import annotations
@@ -51,10 +53,10 @@ from jaxlm import losses
 from jaxlm.errors import JaxlmError
 from jaxlm.models import heatmap
 from jaxlm.models.cascaded_dual_vit import CascadedDualViT
-from jaxlm.models.double_conv import TORCH_BN_MOMENTUM, conv
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.heading_net import HeadingNet
 from jaxlm.models.hrnet import batch_norm
+from jaxlm.models.torch_defaults import TORCH_BN_MOMENTUM, conv
 from jaxlm.models.vit import ViT, decode_variant
 
 BACKBONES = ('dinov3', 'heading_net')
@@ -183,6 +185,14 @@ def build(c, datasets):
       raise JaxlmError(f'config key model.backbone_input: '
                        f'{c.backbone_input} is not a multiple of the ViT '
                        f'patch {p} x the cascade patch {c.patch}')
+    # the channel-split attention's tokens are the (H / patch)^2 values of
+    # one channel: their width must split into the heads
+    tokens = (c.backbone_input // p // c.patch)**2
+    if tokens % c.num_heads:
+      raise JaxlmError(f'config key model.backbone_input: '
+                       f'{c.backbone_input} gives channel tokens of width '
+                       f'{tokens}, not divisible by model.num_heads='
+                       f'{c.num_heads}')
   return LensMaster(num_points=int(datasets[0][1]), backbone=c.backbone,
                     variant=c.variant, backbone_input=int(c.backbone_input),
                     width=int(c.width), stages=int(c.stages),
@@ -206,10 +216,11 @@ def stage_losses(out, target, weight, image_size: int, beta: float = 1.0):
   awing = losses.adaptive_wing(probs, goal[None], **losses.AWING)
   awing = (awing * losses.heatmap_weight_map(goal)[None]).mean(axis=(-2, -1))
   denom = jnp.maximum(weight.sum(), 1.0)
-  awing = (awing * weight).sum(axis=(1, 2)) / denom
+  use = weight > 0  # a weight-0 point's terms may be anything, even NaN
+  awing = jnp.where(use, awing * weight, 0.0).sum(axis=(1, 2)) / denom
   pred01 = heatmap.to_heatmap(out['stages'], h, image_size) / (h - 1)
   coord = losses.smooth_l1(pred01, cells[None] / (h - 1), beta).mean(-1)
-  coord = (coord * weight).sum(axis=(1, 2)) / denom
+  coord = jnp.where(use, coord * weight, 0.0).sum(axis=(1, 2)) / denom
   return awing, coord
 
 

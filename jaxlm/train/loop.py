@@ -111,7 +111,8 @@ class Experiment:
 
 def frozen_patterns(config) -> tuple[str, ...]:
   """`train.frozen` (parameter-path patterns, `train/frozen.py`) as a
-  tuple; a bare string is one pattern."""
+  tuple (a saved config.json holds a list; a string read from one is one
+  pattern)."""
   given = config.train.get('frozen', ())
   return (given,) if isinstance(given, str) else tuple(given)
 
@@ -145,8 +146,26 @@ def setup(config) -> Experiment:
     raise JaxlmError(f'config key data.num_anchors: {config.model.name} '
                      f'predicts every landmark; set it to 0 (all points, in '
                      f'order), not {config.data.num_anchors}')
-  tx, schedule = make_optimizer(config.optim, config.train.steps,
-                                frozen_patterns(config))
+  patterns = frozen_patterns(config)
+  if patterns:  # a typo is an error now, not after the data is read
+    try:
+      params = models.abstract_variables(model,
+                                         config.data.image_size)['params']
+    except ValueError as e:
+      raise JaxlmError(f'config: the {config.model.name} model cannot be '
+                       f'built with these settings: {e}') from None
+    mask = frozen_lib.frozen_mask(params, patterns)
+    encoder = family.encoder(family.complete(config.model))
+    if encoder and not (init.get('encoder', '') or
+                        init.get('checkpoint', '')):
+      node = mask
+      for k in encoder[0]:
+        node = node[k]
+      if all(jax.tree_util.tree_leaves(node)):
+        log.warning('train.frozen freezes the encoder %s at its random '
+                    'initialisation (no init.encoder or init.checkpoint)',
+                    '/'.join(encoder[0]))
+  tx, schedule = make_optimizer(config.optim, config.train.steps, patterns)
   return Experiment(config, family, model, specs, datasets,
                     tuple(layouts.get(s.layout) for s in specs), tx, schedule)
 
@@ -317,6 +336,13 @@ def _check_same_run(exp: Experiment, workdir: Path):
   if [tuple(d) for d in saved_datasets] != [tuple(d) for d in exp.datasets]:
     differ.append(f'training datasets: {saved_datasets} there, '
                   f'{[list(d) for d in exp.datasets]} here')
+  saved_frozen = frozen_patterns(saved_cfg) if 'train' in saved_cfg else ()
+  if saved_frozen != frozen_patterns(exp.config):
+    # another optimizer-state tree: the checkpoint could not be restored
+    differ.append(f'train.frozen: {list(saved_frozen)} there, '
+                  f'{list(frozen_patterns(exp.config))} here (to change '
+                  f'what is frozen, start a new run from this one with '
+                  f'init.checkpoint)')
   if differ:
     raise JaxlmError(f'{workdir} holds a run of a different model config (' +
                      '; '.join(differ[:5]) + '); use a new --workdir')

@@ -133,6 +133,7 @@ def test_loss_is_zero_for_a_perfect_heatmap_and_follows_the_formula():
     ('width', 30, 'model.width: 30'),
     ('backbone_input', 72, 'model.backbone_input: 72'),
     ('stages', 0, 'model.stages'),
+    ('backbone_input', 96, 'channel tokens of width 9'),
 ])
 def test_config_errors_name_the_key(key, value, match):
   cfg = models.get('lensmaster').default_config()
@@ -142,3 +143,30 @@ def test_config_errors_name_the_key(key, value, match):
   with pytest.raises(JaxlmError, match='one landmark layout'):
     models.build(models.get('lensmaster').default_config(),
                  (('syn98', 98), ('syn68', 68)))
+
+
+def test_gaussian_target_has_the_official_values():
+  """exp(-d^2) / sum: peak 1/pi on a cell centre, 0.248 half a cell off
+  along one axis; at (0.5, 0.5) off no cell reaches the weight map's 0.2."""
+  g = heatmap.gaussian_target(jnp.asarray([[[10.0, 12.0], [10.5, 12.0],
+                                            [10.5, 12.5]]]), 32, 32)
+  peaks = np.asarray(g.max(axis=(-2, -1)))[0]
+  np.testing.assert_allclose(peaks[:2], [1 / np.pi, 0.248], atol=2e-3)
+  assert peaks[2] < 0.2
+  w = np.asarray(losses.heatmap_weight_map(g))[0]
+  assert (w[0] == 11).sum() == 9 and (w[2] == 11).sum() == 0
+
+
+def test_a_landmark_far_outside_the_crop_keeps_the_loss_finite():
+  s, h, n = 64, 8, 3
+  target = np.array([[[0.5, 0.5], [-3.0, 0.5], [0.4, 5.0]]], np.float32)
+  probs = jnp.full((1, 1, n, h, h), 1.0 / (h * h))
+  out = dict(stages=jnp.full((1, 1, n, 2), 0.5), heatmaps=probs)
+  for weight in (np.ones((1, n), np.float32),
+                 np.array([[1.0, 0.0, 0.0]], np.float32)):
+    def total(o, w=weight):
+      a, c = lensmaster.stage_losses(o, target, w, s)
+      return (a + c).sum()
+    value, grad = jax.value_and_grad(total)(out)
+    assert np.isfinite(float(value))
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(grad))

@@ -52,7 +52,6 @@ def test_frozen_encoder_cascade_trains_evaluates_and_predicts(tmp_path):
                          jax.tree_util.tree_map(np.asarray, init['encoder']))
   diff = jax.tree_util.tree_map(lambda a, b: float(np.abs(a - b).max()),
                                 trained['cascade'], init['cascade'])
-  assert min(jax.tree_util.tree_leaves(diff)) >= 0
   assert max(jax.tree_util.tree_leaves(diff)) > 0
 
   assert cli.main(['eval', '--workdir', str(work), '--no-progress']) == 0
