@@ -6,6 +6,10 @@ DEMO_DIR ?= workdirs/demo
 # PyTorch is a test-only dependency (parity tests against independent
 # implementations); the CPU build is pinned so pip does not pull CUDA wheels.
 TORCH_PIN ?= torch==2.13.0
+# pytest-xdist workers of `make test` (whole test files per worker: a file's
+# module fixtures are built once). Two overlap one test's single-threaded
+# compiling with another's running on a 2-core machine; 0 runs in-process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install install-test clean
 
@@ -39,7 +43,7 @@ demo: install
 	@echo "overlays: $(DEMO_DIR)/eval/overlay_*.png, $(DEMO_DIR)/predict_*.png)"
 
 test: install-test
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) workdirs .pytest_cache
