@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from jaxlm import losses, models
+from jaxlm.config import load_config
 from jaxlm.errors import JaxlmError
 from jaxlm.models import heatmap, lensmaster
 
@@ -170,3 +172,43 @@ def test_a_landmark_far_outside_the_crop_keeps_the_loss_finite():
     value, grad = jax.value_and_grad(total)(out)
     assert np.isfinite(float(value))
     assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(grad))
+
+
+def _conv(cin, cout, k, bias):
+  return cin * cout * k * k + (cout if bias else 0)
+
+
+def _layer(d):  # 2 LayerNorms, MultiheadAttention (packed qkv), 2 Linears
+  return 2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * (d * d + d)
+
+
+def _irse(cin, d):
+  short = _conv(cin, d, 1, False) + 2 * d if cin != d else 0
+  return (2 * cin + _conv(cin, d, 3, False) + d + _conv(d, d, 3, False) +
+          2 * d + 2 * d * (d // 16) + short)
+
+
+def test_parameter_count_is_the_public_architectures():
+  """The WFLW recipe with CD-ViT's own backbone has the parameters counted
+  by hand from the public code's layer list (8 stages of 2 x [CoordConv,
+  dual block] + heads, 7 merges, 9 IR-SE units): 101,065,654."""
+  c = 256
+  dual = (_conv(c, 2 * c, 2, True) + _layer(2 * c) +       # spatial split
+          _conv(c, 2 * c, 2, True) + _layer(16 * 16) +     # channel split
+          2 * _conv(c, c, 3, False) + 2 * 2 * c)           # DoubleConv
+  coord = _conv(c + 3, c, 3, True)
+  merge = (_conv(2 * c, c, 3, False) + _conv(c, c, 3, False) +
+           _conv(2 * c, c, 3, False) + 2 * 2 * c)
+  head = _conv(c, 98, 1, True)
+  widths, cin, backbone = (32, 64, 256), 3, 0
+  for d in widths:
+    backbone += _irse(cin, d) + 2 * _irse(d, d)
+    cin = d
+  want = backbone + 8 * (2 * dual + 2 * coord + head) + 7 * merge
+  assert want == 101_065_654
+  cfg = load_config(str(ROOT / 'configs' / 'lensmaster_dinov3_wflw.py') +
+                    ':heading_net')
+  m = models.build(cfg.model, (('wflw', 98),))
+  params = models.abstract_variables(m, 256)['params']
+  assert models.num_params(params) == want
+  assert models.num_params(params['encoder']) == backbone
