@@ -18,7 +18,8 @@ The recipe (paper 000 and the public CD-ViT code): 256 px crops resized to
 heatmaps, soft-argmax; 10 x AWing + SmoothL1 (beta 1.0, what the code
 trains with: see `models/lensmaster.py`), stage weights 1.2^-(7-i); Adam
 1e-4, halved every 200 of 500 epochs, batch 32 (the code's 16 per GPU on 2
-GPUs); EMA 0.999 per step (the document's 0.99 every 10 iterations; the
+GPUs: `--config.train.batch_size` = 16 x your devices for its per-device
+batch); EMA 0.999 per step (the document's 0.99 every 10 iterations; the
 public code's EMA never averages: it copies the weights); bf16 compute with
 float32 parameters (the code uses fp16 autocast).
 
