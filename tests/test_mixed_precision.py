@@ -8,7 +8,6 @@ dtype to a layer shows up as float32 dot products here."""
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from jaxlm import layouts, models
@@ -94,27 +93,3 @@ def test_float32_traces_no_bf16_product():
   _, _, jaxpr = _traced('tufa', 'float32')
   kinds = _matmul_dtypes(jaxpr, [])
   assert kinds and not any('bfloat16' in d for _, d in kinds)
-
-
-def test_bf16_is_close_to_float32_for_the_heatmap_cascade():
-  """Same weights, same input: the bf16 forward stays near the float32 one
-  (heatmaps and soft-argmax in float32). An 8 x 8 map: XLA's CPU backend
-  aborts on a bf16 channel-split attention of head width 1 (a 4 x 4 map,
-  `ynn_emitter.cc` check failure), a size no real model has."""
-  family = models.get('lensmaster')
-  img = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), np.uint8)
-  outs, maps, v = [], [], None
-  for dtype in ('float32', 'bfloat16'):
-    m = family.build(family.complete(dict(
-        name='lensmaster', width=16, stages=2, backbone_input=128,
-        variant='Ti/16:depth=1:layerscale=1:registers=4:rope=100:eps=5',
-        dtype=dtype)), (('syn98', 98),))
-    v = v or jax.jit(m.init)(jax.random.key(0), img)  # the same weights
-    out = jax.jit(m.apply)(v, img)
-    outs.append(out['stages'])
-    maps.append(np.asarray(out['heatmaps'] - 1 / 64).reshape(-1))
-  assert outs[1].dtype == jnp.float32
-  # untrained heatmaps are near uniform: compare their deviations from it
-  assert np.corrcoef(maps[0], maps[1])[0, 1] > 0.99
-  spread = float(jnp.abs(outs[0] - 0.5).max())
-  assert float(jnp.abs(outs[0] - outs[1]).max()) < 0.1 * spread
