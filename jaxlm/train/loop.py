@@ -87,6 +87,7 @@ class Experiment:
   layouts: tuple
   tx: object
   schedule: object
+  frozen_count: tuple[int, int] | None = None  # (frozen, all) parameters
 
   def init_state(self, mean_table, ema: bool = False):
     """() -> a fresh TrainState (to jit or eval_shape)."""
@@ -147,6 +148,7 @@ def setup(config) -> Experiment:
                      f'predicts every landmark; set it to 0 (all points, in '
                      f'order), not {config.data.num_anchors}')
   patterns = frozen_patterns(config)
+  frozen_count = None  # (frozen, all) parameter counts with train.frozen
   if patterns:  # a typo is an error now, not after the data is read
     try:
       params = models.abstract_variables(model,
@@ -155,6 +157,7 @@ def setup(config) -> Experiment:
       raise JaxlmError(f'config: the {config.model.name} model cannot be '
                        f'built with these settings: {e}') from None
     mask = frozen_lib.frozen_mask(params, patterns)
+    frozen_count = frozen_lib.count(mask, params)
     encoder = family.encoder(family.complete(config.model))
     if encoder and not (init.get('encoder', '') or
                         init.get('checkpoint', '')):
@@ -167,7 +170,8 @@ def setup(config) -> Experiment:
                     '/'.join(encoder[0]))
   tx, schedule = make_optimizer(config.optim, config.train.steps, patterns)
   return Experiment(config, family, model, specs, datasets,
-                    tuple(layouts.get(s.layout) for s in specs), tx, schedule)
+                    tuple(layouts.get(s.layout) for s in specs), tx, schedule,
+                    frozen_count)
 
 
 def _place_like(new, current):
@@ -448,12 +452,10 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
            config.model.name, config.model.variant,
            models.num_params(state.params) / 1e6,
            ', '.join(f'{n}({k})' for n, k in exp.datasets))
-  if frozen_patterns(config):
-    n_frozen, n_all = frozen_lib.count(
-        frozen_lib.frozen_mask(state.params, frozen_patterns(config)),
-        state.params)
+  if exp.frozen_count is not None:
     log.info('train.frozen %s: %.2fM of %.2fM parameters frozen',
-             list(frozen_patterns(config)), n_frozen / 1e6, n_all / 1e6)
+             list(frozen_patterns(config)), exp.frozen_count[0] / 1e6,
+             exp.frozen_count[1] / 1e6)
 
   log.info('mesh %s over %d devices (%d processes)', dict(mesh.shape),
            mesh.size, jax.process_count())
