@@ -13,7 +13,9 @@ resized to the model input, or the whole image (`crop=False`).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import jax
@@ -65,21 +67,52 @@ def load_image(path) -> np.ndarray:
   return img[..., ::-1].copy()
 
 
+class Face(NamedTuple):
+  """One detected face: box (x0, y0, x1, y1) image pixels and the
+  detector's score (Haar: the cascade's level weight; higher is surer)."""
+  box: tuple[float, float, float, float]
+  score: float
+
+
+_CASCADES = threading.local()
+
+
+def _cascade():
+  """OpenCV's frontal-face Haar cascade, one per thread (a classifier is
+  not safe to share between threads)."""
+  cascade = getattr(_CASCADES, 'cascade', None)
+  if cascade is None:
+    xml = os.path.join(cv2.data.haarcascades,
+                       'haarcascade_frontalface_default.xml')
+    cascade = cv2.CascadeClassifier(xml)
+    if cascade.empty():
+      raise JaxlmError(f'cannot load the OpenCV face cascade {xml}; pass '
+                       f'face boxes instead')
+    _CASCADES.cascade = cascade
+  return cascade
+
+
+def detect_faces(image_rgb, max_faces: int = 0,
+                 min_size: int = 24) -> list[Face]:
+  """Frontal faces by OpenCV's Haar cascade, largest first (at most
+  `max_faces`; 0: all)."""
+  grey = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2GRAY)
+  found, _, weights = _cascade().detectMultiScale3(
+      grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size),
+      outputRejectLevels=True)
+  faces = [Face((float(x), float(y), float(x + w), float(y + h)), float(s))
+           for (x, y, w, h), s in zip(found, np.ravel(weights))]
+  faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+  return faces[:max_faces] if max_faces else faces
+
+
 def detect_face(image_rgb) -> tuple[float, float, float, float]:
   """Largest frontal face (x0, y0, x1, y1) by OpenCV's Haar cascade."""
-  xml = os.path.join(cv2.data.haarcascades,
-                     'haarcascade_frontalface_default.xml')
-  cascade = cv2.CascadeClassifier(xml)
-  if cascade.empty():
-    raise JaxlmError(f'cannot load the OpenCV face cascade {xml}; pass --box')
-  grey = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
-  faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                   minSize=(24, 24))
-  if len(faces) == 0:
+  faces = detect_faces(image_rgb, max_faces=1)
+  if not faces:
     raise JaxlmError('no face found by the OpenCV cascade; pass --box '
                      'x0,y0,x1,y1 or --crop none')
-  x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-  return float(x), float(y), float(x + w), float(y + h)
+  return faces[0].box
 
 
 def crop_image(image_rgb, size: int, box=None, crop: bool = True):
@@ -101,10 +134,81 @@ def crop_image(image_rgb, size: int, box=None, crop: bool = True):
   return crop_lib.warp(image_rgb, m, size), m, box
 
 
-class Predictor:
-  """A run folder's model, loaded for inference (any family)."""
+def add_description(result: dict, described: dict, family_name: str):
+  """Adds a face's `described` values (image pixels, `Predictor.to_image`)
+  to the JSON-ready `result`: a name 'a/b' becomes key b of group a, values
+  rounded to 4 decimals. A name that would overwrite a key `result` had
+  before is an error."""
+  taken = set(result)
+  for name, value in described.items():  # 'camera/focal' -> camera.focal
+    *groups, key = name.split('/')
+    if (groups[0] if groups else key) in taken:
+      raise JaxlmError(f'model {family_name} describes {name!r}, which '
+                       f'would overwrite the result key of that name')
+    node = result
+    for g in groups:
+      node = node.setdefault(g, {})
+    node[key] = np.round(np.asarray(value, np.float64), 4).tolist()
 
-  def __init__(self, checkpoint):
+
+class Landmarks(NamedTuple):
+  """What `Predictor.landmarks` returns; a leading batch axis B when it was
+  given a batch. Rows of images where no face was found are NaN.
+
+  Attributes:
+    points: (N, 2) landmarks, image pixels.
+    uncertainty: (N, 2) per-landmark standard deviation in image pixels
+      for families that predict one (DSLPT, the 3D-query families), else
+      None.
+    box: (4,) the face box used (x0, y0, x1, y1) image pixels; the whole
+      image with crop=False.
+    score: () the detector's score (NaN for a given box or no crop).
+  """
+  points: np.ndarray
+  uncertainty: np.ndarray | None
+  box: np.ndarray
+  score: np.ndarray
+
+
+def _as_images(images) -> tuple[list, bool]:
+  """(list of RGB uint8 images, whether one image was given) from a path,
+  an (H, W, 3) array, an (B, H, W, 3) array or a sequence of those."""
+  if isinstance(images, (str, os.PathLike)):
+    return [load_image(images)], True
+  if isinstance(images, (np.ndarray, jax.Array)):
+    a = np.asarray(images)
+    if a.ndim == 3:
+      return [_rgb_uint8(a, 'image')], True
+    if a.ndim == 4:
+      return [_rgb_uint8(x, f'image {i}') for i, x in enumerate(a)], False
+    raise JaxlmError(f'images: expected (H, W, 3) or (B, H, W, 3), got '
+                     f'shape {a.shape}')
+  out = []
+  for i, x in enumerate(images):
+    out.append(load_image(x) if isinstance(x, (str, os.PathLike))
+               else _rgb_uint8(np.asarray(x), f'image {i}'))
+  return out, False
+
+
+def _rgb_uint8(a: np.ndarray, what: str) -> np.ndarray:
+  if a.ndim != 3 or a.shape[-1] != 3:
+    raise JaxlmError(f'{what}: expected an (H, W, 3) RGB image, got shape '
+                     f'{a.shape}')
+  if a.dtype != np.uint8:  # floats in [0, 255], as the models take them
+    a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+  return a
+
+
+class Predictor:
+  """A run folder's model, loaded for inference (any family).
+
+  Batches of face crops run through one jitted call, data-parallel over
+  this process's devices, padded to a few fixed sizes (the device count
+  times a power of two, up to `batch_size`) so nothing recompiles from one
+  call to the next.
+  """
+
+  def __init__(self, checkpoint, batch_size: int = 32, devices=None):
     run = checkpoints.load_run(checkpoint)
     self.config, self.datasets, self.step = run.config, run.datasets, run.step
     self.family = models.family_of(self.config.model)
@@ -112,9 +216,145 @@ class Predictor:
     self.size = self.config.data.image_size
     checkpoints.check_tree(models.abstract_variables(self.model, self.size),
                            run.variables, f'checkpoint {checkpoint}')
-    self.variables = jax.tree_util.tree_map(jax.numpy.asarray, run.variables)
+    devices = list(devices or jax.local_devices())
+    self.mesh = jax.sharding.Mesh(np.array(devices), ('data',))
+    if batch_size < 1:
+      raise JaxlmError(f'batch size {batch_size}: must be >= 1')
+    self.batch_size = -(-batch_size // len(devices)) * len(devices)
+    self._batch_sharding = jax.sharding.NamedSharding(
+        self.mesh, jax.sharding.PartitionSpec('data'))
+    self.variables = jax.device_put(
+        run.variables, jax.sharding.NamedSharding(
+            self.mesh, jax.sharding.PartitionSpec()))
     self._predict = jax.jit(make_predict(self.model, self.family,
                                          with_description=True))
+    self._prompts = {}
+
+  def padded_size(self, num: int) -> int:
+    """The batch size `num` crops run at: the device count times the
+    smallest power of two that holds them, at most `batch_size`."""
+    size = self.mesh.size
+    while size < min(num, self.batch_size):
+      size *= 2
+    return min(size, self.batch_size)
+
+  def predict_crops(self, crops, prompts):
+    """Crops (B, S, S, 3) uint8 -> (landmarks (B, N, 2), standard
+    deviation (B, N, 2) or None, the family's description), crop units,
+    NumPy; in chunks of at most `batch_size`, each padded (`padded_size`)."""
+    crops = np.asarray(crops)
+    parts = []
+    for start in range(0, len(crops), self.batch_size):
+      chunk = crops[start:start + self.batch_size]
+      size = self.padded_size(len(chunk))
+      if size > len(chunk):
+        chunk = np.concatenate([chunk, np.zeros(
+            (size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
+      out = self._predict(self.variables,
+                          jax.device_put(chunk, self._batch_sharding),
+                          prompts)
+      n = min(self.batch_size, len(crops) - start)
+      parts.append(jax.tree_util.tree_map(lambda a, n=n: np.asarray(a)[:n],
+                                          jax.device_get(out)))
+    if not parts:
+      raise JaxlmError('no crops to predict')
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
+
+  def to_image(self, pred, std, described, m) -> dict:
+    """One crop's prediction (landmarks (N, 2), std (N, 2) or None, the
+    description of one face) mapped to image pixels through the image ->
+    crop affine m: {'landmarks', 'uncertainty', 'described'}."""
+    inv = crop_lib.invert_affine(m)
+    out = dict(landmarks=crop_lib.apply_affine(
+        inv, np.asarray(pred) * self.size).astype(np.float32),
+               uncertainty=None, described=self._in_pixels(described, inv))
+    if std is not None:  # independent x/y variances through the linear map
+      var = (np.asarray(std) * self.size)**2
+      out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
+    return out
+
+  def layout_prompts(self, layout=None):
+    """`prompts(layout)`, cached; None: the first training dataset's."""
+    key = str(layout) if layout is not None else self.datasets[0][0]
+    if key not in self._prompts:
+      self._prompts[key] = self.prompts(key)
+    return self._prompts[key]
+
+  def landmarks(self, images, boxes=None, layout=None,
+                crop: bool = True) -> Landmarks:
+    """Landmarks of one face per image, in image pixels.
+
+    Args:
+      images: a path, an (H, W, 3) RGB array, an (B, H, W, 3) array, or a
+        sequence of paths and arrays (any sizes); [0, 255] values.
+      boxes: None (the largest face OpenCV's Haar cascade finds), one
+        (x0, y0, x1, y1) box in image pixels, or one per image (a row of
+        NaN: detect that image's face).
+      layout: a training dataset or layout name (default: the first
+        training dataset), a prompts `.npy`, or for the 3D-query families
+        any layout with a query table (see `prompts`).
+      crop: False takes each whole image as the model input.
+
+    Returns:
+      `Landmarks`, with a leading batch axis unless one image was given.
+    """
+    imgs, single = _as_images(images)
+    boxes = self._boxes(boxes, len(imgs), single)
+    prompts = self.layout_prompts(layout)
+    crops, affines, used, scores = [], [], [], []
+    for img, box in zip(imgs, boxes):
+      score = np.nan
+      if crop and box is None:
+        faces = detect_faces(img, max_faces=1)
+        box, score = (faces[0].box, faces[0].score) if faces else (None, 0.)
+        if box is None:
+          used.append(None)
+          scores.append(np.nan)
+          continue
+      x, m, box = crop_image(img, self.size, box, crop)
+      h, w = img.shape[:2]
+      crops.append(x)
+      affines.append(m)
+      used.append(box if box is not None else (0., 0., float(w), float(h)))
+      scores.append(score)
+    num = len(prompts)
+    pts = np.full((len(imgs), num, 2), np.nan, np.float32)
+    std = None
+    if crops:
+      pred, sd, described = self.predict_crops(np.stack(crops), prompts)
+      if sd is not None:
+        std = np.full((len(imgs), num, 2), np.nan, np.float32)
+      k = 0
+      for i, box in enumerate(used):
+        if box is None:
+          continue
+        one = jax.tree_util.tree_map(lambda a, k=k: a[k], described)
+        mapped = self.to_image(pred[k], None if sd is None else sd[k], one,
+                               affines[k])
+        pts[i] = mapped['landmarks']
+        if std is not None:
+          std[i] = mapped['uncertainty']
+        k += 1
+    box_arr = np.array([b if b is not None else (np.nan,) * 4 for b in used],
+                       np.float32)
+    out = Landmarks(pts, std, box_arr, np.asarray(scores, np.float32))
+    if single:
+      out = Landmarks(*(None if a is None else a[0] for a in out))
+    return out
+
+  @staticmethod
+  def _boxes(boxes, num: int, single: bool) -> list:
+    """One box (or None: detect) per image."""
+    if boxes is None:
+      return [None] * num
+    b = np.asarray(boxes, np.float64)
+    if b.shape == (4,) and (single or num == 1):
+      b = b[None]
+    if b.shape != (num, 4):
+      raise JaxlmError(f'boxes: expected {"(4,) or " if single else ""}'
+                       f'({num}, 4) x0,y0,x1,y1 image pixels, got shape '
+                       f'{b.shape}')
+    return [None if np.isnan(r).all() else tuple(r) for r in b]
 
   def prompts(self, layout_or_file):
     """Prompts from a training dataset/layout name or a .npy file: (N, 2)
@@ -166,15 +406,10 @@ class Predictor:
     None, 'described': the family's `describe` (points and lengths in image
     pixels; {} for families without one)}."""
     x, m, box = crop_image(image_rgb, self.size, box, crop)
-    pred, std, described = self._predict(self.variables, x[None], prompts)
-    inv = crop_lib.invert_affine(m)
-    pts = crop_lib.apply_affine(inv, np.asarray(pred)[0] * self.size)
-    out = dict(landmarks=pts.astype(np.float32), affine=m, uncertainty=None,
-               box=None if box is None else [float(v) for v in box],
-               described=self._in_pixels(described, inv))
-    if std is not None:  # independent x/y variances through the linear map
-      var = (np.asarray(std)[0] * self.size)**2
-      out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
+    pred, std, described = self.predict_crops(x[None], prompts)
+    one = jax.tree_util.tree_map(lambda a: a[0], described)
+    out = self.to_image(pred[0], None if std is None else std[0], one, m)
+    out.update(affine=m, box=None if box is None else [float(v) for v in box])
     return out
 
   def track(self, frames, prompts, boxes=None, crop: bool = True,
@@ -195,14 +430,15 @@ class Predictor:
     return np.stack(out).astype(np.float32)
 
   def _in_pixels(self, described, inv) -> dict:
-    """The family's description of one image, points and lengths in image
-    pixels (the crop -> image map `inv` is a similarity)."""
+    """The family's description of one face (no batch axis), points and
+    lengths in image pixels (the crop -> image map `inv` is a
+    similarity)."""
     scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
     out = {}
     for name, p in described.get('points', {}).items():
-      out[name] = crop_lib.apply_affine(inv, np.asarray(p)[0] * self.size)
+      out[name] = crop_lib.apply_affine(inv, np.asarray(p) * self.size)
     for name, v in described.get('lengths', {}).items():
-      out[name] = float(np.asarray(v)[0]) * self.size * scale
+      out[name] = float(np.asarray(v)) * self.size * scale
     for name, v in described.get('values', {}).items():
-      out[name] = np.asarray(v)[0]
+      out[name] = np.asarray(v)
     return out

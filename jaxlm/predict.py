@@ -10,11 +10,10 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from jaxlm import plots
 from jaxlm.errors import JaxlmError
-from jaxlm.inference import Predictor, load_image
+from jaxlm.inference import Predictor, add_description, load_image
 
 log = logging.getLogger('jaxlm')
 
@@ -70,16 +69,7 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
                 crop=crop)
   if found['uncertainty'] is not None:  # per-landmark std, pixels
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
-  taken = set(result)
-  for name, value in described.items():  # 'camera/focal' -> camera.focal
-    *groups, key = name.split('/')
-    if (groups[0] if groups else key) in taken:
-      raise JaxlmError(f'model {pred.family.name} describes {name!r}, which '
-                       f'would overwrite the result key of that name')
-    node = result
-    for g in groups:
-      node = node.setdefault(g, {})
-    node[key] = np.round(np.asarray(value, np.float64), 4).tolist()
+  add_description(result, described, pred.family.name)
   if json_path:
     try:
       Path(json_path).parent.mkdir(parents=True, exist_ok=True)
