@@ -1,5 +1,5 @@
-"""The `jaxlm` command: train, eval, predict, query, synth, build, fake-data,
-convert.
+"""The `jaxlm` command: train, eval, predict, annotate, export, query, synth,
+build, fake-data, convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
@@ -100,6 +100,36 @@ def cmd_predict(args, extra):
     print(json.dumps(result))
 
 
+def cmd_annotate(args, extra):
+  """Every face of images, folders, globs and videos -> JSON lines."""
+  del extra
+  from jaxlm import annotate
+  from jaxlm.train import distributed
+  distributed.maybe_initialize()  # multi-process: each takes its share
+  target = args.checkpoint or args.workdir
+  if not target:
+    raise JaxlmError('annotate needs --workdir DIR or --checkpoint CKPT')
+  smooth = (dict(min_cutoff=args.min_cutoff, beta=args.beta,
+                 d_cutoff=args.d_cutoff) if args.smooth else None)
+  annotate.annotate(target, args.inputs, args.out, layout=args.layout,
+                    detector=args.detector, boxes=args.boxes,
+                    max_faces=args.max_faces, every=args.every,
+                    batch_size=args.batch, threads=args.threads,
+                    smooth=smooth, overlays=args.overlays,
+                    progress=not args.no_progress)
+
+
+def cmd_export(args, extra):
+  """A run's model -> a serving artifact (StableHLO or SavedModel)."""
+  del extra
+  from jaxlm import export
+  target = args.checkpoint or args.workdir
+  if not target:
+    raise JaxlmError('export needs --workdir DIR or --checkpoint CKPT')
+  export.export(target, args.out, fmt=args.format, batch=args.batch,
+                layout=args.layout)
+
+
 def cmd_query(args, extra):
   """Clicked image points -> their 3D queries (paper 002 §4.2), as a .npy
   `predict --layout` tracks."""
@@ -194,6 +224,57 @@ def build_parser():
   r.add_argument('--json', help='landmarks JSON')
   r.set_defaults(fn=cmd_predict)
 
+  a = sub.add_parser('annotate', help='landmarks of every face in images, '
+                     'folders, globs and videos, in batches (resumable)')
+  a.add_argument('inputs', nargs='+', metavar='INPUT',
+                 help='image/video files, folders (recursive), globs')
+  a.add_argument('--workdir')
+  a.add_argument('--checkpoint')
+  a.add_argument('--out', required=True, help='output folder: '
+                 'landmarks.jsonl, errors.jsonl, annotate.json[, overlays/];'
+                 ' an existing one is resumed')
+  a.add_argument('--layout', help='as for predict (default: the first '
+                 'training dataset)')
+  a.add_argument('--detector', default='haar', help='"haar" (OpenCV, every '
+                 'frontal face; default) or "none" (the whole image is the '
+                 'face crop)')
+  a.add_argument('--boxes', help='JSON {source or video#frame: [[x0, y0, '
+                 'x1, y1], ...]}: face boxes instead of a detector')
+  a.add_argument('--max-faces', type=int, default=0,
+                 help='largest N faces per frame (0: all)')
+  a.add_argument('--every', type=int, default=1, help='every N-th video '
+                 'frame')
+  a.add_argument('--batch', type=int, default=32, help='faces per jitted '
+                 'call (rounded up to the device count)')
+  a.add_argument('--threads', type=int, default=4,
+                 help='reading/detecting threads')
+  a.add_argument('--smooth', action='store_true', help='videos: One-Euro '
+                 'filter per face track, as "smoothed" beside the raw '
+                 'landmarks')
+  a.add_argument('--min-cutoff', type=float, default=1.0,
+                 help='One-Euro cut-off at rest, Hz (lower: smoother)')
+  a.add_argument('--beta', type=float, default=0.05,
+                 help='One-Euro speed coefficient, 1/pixel (higher: less '
+                 'lag in fast motion)')
+  a.add_argument('--d-cutoff', type=float, default=1.0,
+                 help='One-Euro cut-off of the speed estimate, Hz')
+  a.add_argument('--overlays', action='store_true',
+                 help='write OUT/overlays/ (images)')
+  a.set_defaults(fn=cmd_annotate)
+
+  x = sub.add_parser('export', help='a run as a serving artifact: face '
+                     'crops -> landmarks, weights and prompts inside')
+  x.add_argument('--workdir')
+  x.add_argument('--checkpoint')
+  x.add_argument('--out', required=True, help='output folder (new or empty)')
+  x.add_argument('--format', default='stablehlo', help='"stablehlo" '
+                 '(jax.export; default) or "savedmodel" (TensorFlow)')
+  x.add_argument('--batch', type=int, default=1,
+                 help='batch size of the artifact (0: any)')
+  x.add_argument('--layout', help='as for predict (default: the first '
+                 'training dataset)')
+  x.set_defaults(fn=cmd_export)
+
   q = sub.add_parser('query', help='3D queries of clicked points of one '
                      'image (3D-query models), for predict --layout')
   q.add_argument('--workdir')
@@ -262,7 +343,7 @@ def build_parser():
                  'instead of refusing the file')
   c.set_defaults(fn=cmd_convert)
 
-  for sp in (t, e, r, q, s, b, f, c):
+  for sp in (t, e, r, a, x, q, s, b, f, c):
     sp.add_argument('--no-progress', action='store_true',
                     default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
   return p
