@@ -3,7 +3,7 @@
 The Python API in five lines:
 
     import jaxlm
-    model = jaxlm.load('workdirs/demo')          # a run folder or step folder
+    model = jaxlm.load('workdirs/demo')          # a run, a step, or a name
     out = model.landmarks('face.jpg')             # or arrays, or a batch
     out.points                                    # (N, 2) image pixels
     out.box, out.uncertainty                      # the face box used; std
@@ -13,9 +13,12 @@ The Python API in five lines:
 
 
 def load(checkpoint, batch_size: int = 32):
-  """The model of a run folder (its newest readable checkpoint) or of one
-  step folder, ready for `landmarks(images, boxes=None, layout=None)`
-  (`jaxlm.inference.Predictor`); batches of up to `batch_size` faces run
-  in one jitted call, data-parallel over this process's devices."""
+  """The model of a run folder (its newest readable checkpoint), of one
+  step folder, or of official weights by name (`jaxlm pretrained` lists
+  them; converted once into the cache), ready for `landmarks(images,
+  boxes=None, layout=None)` (`jaxlm.inference.Predictor`); batches of up
+  to `batch_size` faces run in one jitted call, data-parallel over this
+  process's devices."""
+  from jaxlm import pretrained  # pylint: disable=g-import-not-at-top
   from jaxlm.inference import Predictor  # pylint: disable=g-import-not-at-top
-  return Predictor(checkpoint, batch_size=batch_size)
+  return Predictor(pretrained.resolve(checkpoint), batch_size=batch_size)

@@ -1,5 +1,5 @@
-"""The `jaxlm` command: train, eval, predict, annotate, export, query, synth,
-build, fake-data, convert.
+"""The `jaxlm` command: train, eval, predict, annotate, export, pretrained,
+query, synth, build, fake-data, convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
@@ -45,6 +45,18 @@ def _load(args, extra):
   return config_lib.validate(cfg)
 
 
+def _target(args, command: str):
+  """The run --checkpoint or --workdir names; --checkpoint may be the name
+  of official weights (`jaxlm pretrained`), converted once into the
+  cache."""
+  if args.checkpoint:
+    from jaxlm import pretrained
+    return pretrained.resolve(args.checkpoint)
+  if not args.workdir:
+    raise JaxlmError(f'{command} needs --workdir DIR or --checkpoint CKPT')
+  return args.workdir
+
+
 def jax_process_count() -> int:
   import jax
   return jax.process_count()
@@ -75,9 +87,7 @@ def cmd_train(args, extra):
 def cmd_eval(args, extra):
   from jaxlm import config as config_lib
   from jaxlm import evaluate
-  target = args.checkpoint or args.workdir
-  if not target:
-    raise JaxlmError('eval needs --workdir DIR or --checkpoint CKPT')
+  target = _target(args, 'eval')
   out_dir = args.out or Path(args.workdir or target) / 'eval'
   results, pred = evaluate.evaluate_checkpoint(
       target, out_dir, args.config, config_lib.parse_override_args(extra),
@@ -90,9 +100,7 @@ def cmd_eval(args, extra):
 def cmd_predict(args, extra):
   del extra
   from jaxlm import predict
-  target = args.checkpoint or args.workdir
-  if not target:
-    raise JaxlmError('predict needs --workdir DIR or --checkpoint CKPT')
+  target = _target(args, 'predict')
   result = predict.predict_image(target, args.image, box=args.box,
                                  crop=args.crop, layout=args.layout,
                                  out=args.out, json_path=args.json)
@@ -106,9 +114,7 @@ def cmd_annotate(args, extra):
   from jaxlm import annotate
   from jaxlm.train import distributed
   distributed.maybe_initialize()  # multi-process: each takes its share
-  target = args.checkpoint or args.workdir
-  if not target:
-    raise JaxlmError('annotate needs --workdir DIR or --checkpoint CKPT')
+  target = _target(args, 'annotate')
   smooth = (dict(min_cutoff=args.min_cutoff, beta=args.beta,
                  d_cutoff=args.d_cutoff) if args.smooth else None)
   annotate.annotate(target, args.inputs, args.out, layout=args.layout,
@@ -123,11 +129,22 @@ def cmd_export(args, extra):
   """A run's model -> a serving artifact (StableHLO or SavedModel)."""
   del extra
   from jaxlm import export
-  target = args.checkpoint or args.workdir
-  if not target:
-    raise JaxlmError('export needs --workdir DIR or --checkpoint CKPT')
+  target = _target(args, 'export')
   export.export(target, args.out, fmt=args.format, batch=args.batch,
                 layout=args.layout)
+
+
+def cmd_pretrained(args, extra):
+  """Official weights by name -> a converted folder in the cache."""
+  del extra
+  from jaxlm import pretrained
+  if not args.name:
+    print(pretrained.table())
+    return
+  out = pretrained.fetch(args.name, src=args.src, sha256=args.sha256,
+                         progress=not args.no_progress, prompts=args.prompts,
+                         init=args.init)
+  print(out)
 
 
 def cmd_query(args, extra):
@@ -135,9 +152,7 @@ def cmd_query(args, extra):
   `predict --layout` tracks."""
   del extra
   from jaxlm import predict, query_optimization
-  target = args.checkpoint or args.workdir
-  if not target:
-    raise JaxlmError('query needs --workdir DIR or --checkpoint CKPT')
+  target = _target(args, 'query')
   points = [query_optimization.parse_point(p) for p in args.point]
   box = predict.parse_box(args.box) if args.box else None
   found = query_optimization.query_file(target, args.image, points, args.out,
@@ -275,6 +290,18 @@ def build_parser():
                  'training dataset)')
   x.set_defaults(fn=cmd_export)
 
+  w = sub.add_parser('pretrained', help='official weights by name: '
+                     'download (or --src), verify, convert once, print the '
+                     'folder; no name: the list')
+  w.add_argument('name', nargs='?')
+  w.add_argument('--src', help='the file, downloaded by hand')
+  w.add_argument('--sha256', help='expected checksum (pins one where jaxlm '
+                 'records none)')
+  w.add_argument('--prompts', nargs='+', help='tufa: NAME=shape_N.npz'
+                 '[:layout] per training dataset')
+  w.add_argument('--init', help='slpt/dslpt: the official init_N.npz')
+  w.set_defaults(fn=cmd_pretrained)
+
   q = sub.add_parser('query', help='3D queries of clicked points of one '
                      'image (3D-query models), for predict --layout')
   q.add_argument('--workdir')
@@ -343,7 +370,7 @@ def build_parser():
                  'instead of refusing the file')
   c.set_defaults(fn=cmd_convert)
 
-  for sp in (t, e, r, a, x, q, s, b, f, c):
+  for sp in (t, e, r, a, x, w, q, s, b, f, c):
     sp.add_argument('--no-progress', action='store_true',
                     default=bool(os.environ.get('JAXLM_NO_PROGRESS')))
   return p
