@@ -3,6 +3,8 @@ convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
+`~` and `$VARS` are expanded in the path flags (`PATH_FLAGS`), as the shell
+does not after `=` (`--workdir=~/runs/a`); config keys: `config.PATH_KEYS`.
 """
 
 from __future__ import annotations
@@ -268,6 +270,19 @@ def build_parser():
   return p
 
 
+# Flags (argparse dests, of any subcommand) that hold paths.
+PATH_FLAGS = ('config', 'workdir', 'checkpoint', 'out', 'json', 'image',
+              'src', 'dst', 'manual_dir', 'data_dir', 'init', 'layout')
+
+
+def _expand_path_flags(args):
+  from jaxlm.config import expand_path
+  for dest in PATH_FLAGS:
+    value = getattr(args, dest, None)
+    if isinstance(value, str):
+      setattr(args, dest, expand_path(value, f'--{dest}'))
+
+
 def main(argv=None):
   _setup_logging()
   parser = build_parser()
@@ -275,6 +290,7 @@ def main(argv=None):
   if extra and args.command not in ('train', 'eval', 'convert'):
     parser.error(f'unrecognised arguments: {" ".join(extra)}')
   try:
+    _expand_path_flags(args)
     args.fn(args, extra)
   except JaxlmError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -5,16 +5,19 @@ A config is a Python file with `get_config(arg=None)` returning an
 `arg`, which must be one of the file's `ARGS` (a config without `ARGS`
 takes none). Overrides are `--config.key.sub=value`; the value is parsed as the
 type of the existing field, and unknown keys or wrong types are errors that
-name the key.
+name the key. `validate` finalises a config: `~` and `$VARS` in its path
+keys (`PATH_KEYS`) are expanded.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import fnmatch
 import importlib.util
 import json
 import os
+import re
 
 import ml_collections
 
@@ -172,6 +175,37 @@ def parse_override_args(args: list[str]) -> dict[str, str]:
   return out
 
 
+# Config keys that hold paths (fnmatch patterns over dotted keys). The shell
+# does not expand `~` after `=` (`--config.data.data_dir=~/tfds`), so
+# `validate` does, and `$VAR` / `${VAR}` too.
+PATH_KEYS = ('data.data_dir', 'data.*.*.data_dir', 'init.*')
+
+_VAR = re.compile(r'\$(?:(\w+)|\{(\w+)\})')
+
+
+def expand_path(path: str, what: str) -> str:
+  """`path` with `~` and environment variables expanded, as a shell would;
+  JaxlmError naming `what` (a config key or flag) for an unset variable."""
+  for m in _VAR.finditer(path):
+    if (m.group(1) or m.group(2)) not in os.environ:
+      raise JaxlmError(f'{what}={path}: environment variable '
+                       f'{m.group(1) or m.group(2)} is not set')
+  return os.path.expandvars(os.path.expanduser(path))
+
+
+def expand_paths(cfg, prefix=''):
+  """Expands `~` and `$VARS` in the string values of `PATH_KEYS`, in place;
+  returns cfg."""
+  for key, value in cfg.items():
+    dotted = prefix + key
+    if isinstance(value, ml_collections.ConfigDict):
+      expand_paths(value, dotted + '.')
+    elif isinstance(value, str) and any(fnmatch.fnmatchcase(dotted, p)
+                                        for p in PATH_KEYS):
+      cfg[key] = expand_path(value, f'config key {dotted}')
+  return cfg
+
+
 def to_json(cfg) -> str:
   return cfg.to_json_best_effort(indent=2, sort_keys=False)
 
@@ -186,7 +220,8 @@ _REQUIRED = ('seed', 'model.name', 'model.variant', 'data.image_size',
 
 
 def validate(cfg):
-  """Checks the keys every command needs; raises JaxlmError naming one."""
+  """Checks the keys every command needs (JaxlmError naming one) and
+  expands the path keys; returns cfg."""
   for key in _REQUIRED:
     node = cfg
     for part in key.split('.'):
@@ -198,4 +233,4 @@ def validate(cfg):
   if cfg.train.batch_size < 1 or cfg.train.steps < 1:
     raise JaxlmError('config keys train.batch_size and train.steps must be '
                      'positive')
-  return cfg
+  return expand_paths(cfg)

@@ -96,7 +96,7 @@ def evaluate_checkpoint(checkpoint, out_dir=None, config_path=None,
   if config_path:  # evaluate the given config's eval datasets
     new = config_lib.load_config(config_path)
     cfg.data.eval, cfg.eval = new.data.eval, new.eval
-  config_lib.apply_overrides(cfg, overrides or {})
+  config_lib.expand_paths(config_lib.apply_overrides(cfg, overrides or {}))
   out_dir = Path(out_dir or Path(checkpoint) / 'eval')
   results = evaluate(cfg, pred, out_dir, progress=progress)
   return results, pred

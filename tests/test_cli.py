@@ -105,6 +105,17 @@ def test_bad_inputs_give_one_clear_line(run, face, tmp_path, capsys):
                'wflw98', '--crop', 'none'])
 
 
+def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch, capsys):
+  # Before: `--out=~/fake` (no shell expands ~ after =) wrote to ./~/fake.
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  assert main(['fake-data', 'wflw', '--out=~/fake', '--num', '1']) == 0
+  assert (tmp_path / 'fake' / 'WFLW_images').is_dir()
+  assert not (tmp_path / '~').exists()
+  assert 'environment variable NO_SUCH_JAXLM_VAR is not set' in _error(
+      capsys, ['fake-data', 'wflw', '--out=$NO_SUCH_JAXLM_VAR/x'])
+
+
 def test_console_entry_point_exit_code(tmp_path):
   r = subprocess.run([sys.executable, '-m', 'jaxlm', 'eval', '--checkpoint',
                       str(tmp_path / 'nothing')], capture_output=True,

@@ -5,6 +5,7 @@ from jaxlm.errors import JaxlmError
 from conftest import ROOT
 
 DEMO = str(ROOT / 'configs' / 'tufa_demo.py')
+MULTI = str(ROOT / 'configs' / 'tufa_vits16_multi.py')
 
 
 @pytest.mark.parametrize('name', ['tufa_demo', 'tufa_vits16_multi',
@@ -44,3 +45,26 @@ def test_bad_overrides_name_the_key(arg, message):
 def test_missing_config_file():
   with pytest.raises(JaxlmError, match='not found'):
     config_lib.load_config('configs/nope.py')
+
+
+def _load(spec, *args):
+  c = config_lib.load_config(spec)
+  config_lib.apply_overrides(c, config_lib.parse_override_args(list(args)))
+  return config_lib.validate(c)
+
+
+def test_path_keys_expand_home_and_variables(tmp_path, monkeypatch):
+  # Before: `--config.data.data_dir=~/tfds` (no shell expands ~ after =)
+  # was looked up as a folder named '~'.
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.setenv('JAXLM_TEST_WEIGHTS', '/weights')
+  c = _load(MULTI, '--config.data.data_dir=~/tfds',
+            '--config.init.encoder=${JAXLM_TEST_WEIGHTS}/dino',
+            '--config.eval.normaliser=~box')  # not a path: left alone
+  assert c.data.data_dir == f'{tmp_path}/tfds'
+  assert c.init.encoder == '/weights/dino'
+  assert c.eval.normaliser == '~box'
+  with pytest.raises(JaxlmError, match=r'config key data.data_dir=\$NO_SUCH'
+                     r'_JAXLM_VAR/tfds: environment variable NO_SUCH_JAXLM_'
+                     r'VAR is not set'):
+    _load(MULTI, '--config.data.data_dir=$NO_SUCH_JAXLM_VAR/tfds')
