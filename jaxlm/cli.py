@@ -75,12 +75,13 @@ def cmd_train(args, extra):
 
 
 def cmd_eval(args, extra):
+  from jaxlm import checkpoints
   from jaxlm import config as config_lib
   from jaxlm import evaluate
   target = args.checkpoint or args.workdir
   if not target:
     raise JaxlmError('eval needs --workdir DIR or --checkpoint CKPT')
-  out_dir = args.out or Path(args.workdir or target) / 'eval'
+  out_dir = args.out or checkpoints.eval_dir(target)
   results, pred = evaluate.evaluate_checkpoint(
       target, out_dir, args.config, config_lib.parse_override_args(extra),
       progress=not args.no_progress)
@@ -180,7 +181,8 @@ def build_parser():
   e.add_argument('--workdir')
   e.add_argument('--checkpoint')
   e.add_argument('--config', help='take eval datasets from this config')
-  e.add_argument('--out', help='output dir (default WORKDIR/eval)')
+  e.add_argument('--out', help='output dir (default RUN/eval, or '
+                 'RUN/eval_STEP for --checkpoint RUN/checkpoints/STEP)')
   e.set_defaults(fn=cmd_eval)
 
   r = sub.add_parser('predict', help='landmarks of one image')

@@ -56,6 +56,16 @@ def test_train_eval_writes_report(run):
   assert list((run / 'tb').glob('events.out.tfevents.*'))
 
 
+def test_eval_of_a_step_writes_into_its_run_folder(run, monkeypatch):
+  # Before: --checkpoint RUN/checkpoints/2 wrote RUN/checkpoints/2/eval,
+  # inside orbax's step folder.
+  monkeypatch.setenv('JAXLM_TEST_RUN', str(run))
+  assert main(['eval', '--checkpoint=$JAXLM_TEST_RUN/checkpoints/2',
+               '--no-progress']) == 0
+  assert json.loads((run / 'eval_2' / 'syn98.json').read_text())['count'] == 4
+  assert not (run / 'checkpoints' / '2' / 'eval').exists()
+
+
 def test_predict_crop_none_and_zero_shot_prompts(run, face, tmp_path):
   out, js = tmp_path / 'o.png', tmp_path / 'o.json'
   assert main(['predict', '--workdir', str(run), '--image', str(face),
