@@ -214,6 +214,41 @@ def from_json(text: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(text))
 
 
+ABSENT = '(absent)'  # a key one of two compared configs does not have
+
+
+def _plain(cfg):
+  if isinstance(cfg, ml_collections.ConfigDict):
+    return json.loads(cfg.to_json_best_effort())
+  return json.loads(json.dumps(cfg))  # tuples as lists, as a saved config
+
+
+def differences(old, new, prefix: str = '') -> list[tuple[str, object,
+                                                          object]]:
+  """[(dotted key, old value, new value)] of the leaves of two configs (or
+  dicts) that differ, in key order; `ABSENT` for a key one side lacks (a
+  whole group one side lacks is one entry). Values compare as JSON."""
+  a, b, out = _plain(old), _plain(new), []
+  for key in sorted(set(a) | set(b)):
+    x, y = a.get(key, ABSENT), b.get(key, ABSENT)
+    if isinstance(x, dict) and isinstance(y, dict):
+      out += differences(x, y, f'{prefix}{key}.')
+    elif x != y:
+      out.append((prefix + key, x, y))
+  return out
+
+
+def describe_differences(diffs, limit: int = 5) -> str:
+  """'key: old -> new; ...' of the first `limit` differences."""
+  def show(v):
+    return ABSENT if v is ABSENT else '{...}' if isinstance(v, dict) else \
+        repr(v)
+  text = '; '.join(f'{k}: {show(a)} -> {show(b)}' for k, a, b in
+                   diffs[:limit])
+  more = len(diffs) - limit
+  return text + (f'; and {more} more' if more > 0 else '')
+
+
 _REQUIRED = ('seed', 'model.name', 'model.variant', 'data.image_size',
              'data.num_anchors', 'data.train', 'train.batch_size',
              'train.steps', 'optim.lr')

@@ -68,3 +68,18 @@ def test_path_keys_expand_home_and_variables(tmp_path, monkeypatch):
                      r'_JAXLM_VAR/tfds: environment variable NO_SUCH_JAXLM_'
                      r'VAR is not set'):
     _load(MULTI, '--config.data.data_dir=$NO_SUCH_JAXLM_VAR/tfds')
+
+
+def test_differences_are_dotted_keys_saved_to_now():
+  saved = config_lib.from_json(config_lib.to_json(config_lib.load_config(
+      DEMO)))  # as a run folder holds it: tuples became lists
+  now = config_lib.load_config(DEMO)
+  now.train.steps = saved.train.steps + 1
+  del now.data.train['syn29']
+  diffs = config_lib.differences(saved, now)
+  assert [k for k, _, _ in diffs] == ['data.train.syn29', 'train.steps']
+  assert config_lib.describe_differences(diffs) == (
+      f'data.train.syn29: {{...}} -> (absent); train.steps: '
+      f'{saved.train.steps} -> {now.train.steps}')
+  assert config_lib.describe_differences(diffs, limit=1).endswith(
+      '(absent); and 1 more')
