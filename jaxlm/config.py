@@ -5,8 +5,11 @@ A config is a Python file with `get_config(arg=None)` returning an
 `arg`, which must be one of the file's `ARGS` (a config without `ARGS`
 takes none). Overrides are `--config.key.sub=value`; the value is parsed as the
 type of the existing field, and unknown keys or wrong types are errors that
-name the key. `validate` finalises a config: `~` and `$VARS` in its path
-keys (`PATH_KEYS`) are expanded.
+name the key. `load_config` gives every training dataset entry all the keys
+the input pipeline reads (`TRAIN_ENTRY_DEFAULTS`, `SOURCE_DEFAULTS`) and the
+config `data.train_only`, so each can be overridden. `validate` finalises a
+config: it keeps the training datasets `data.train_only` names, drops those
+of weight 0, and expands `~` and `$VARS` in its path keys (`PATH_KEYS`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ import re
 import ml_collections
 
 from jaxlm.errors import JaxlmError
+
+
+# The keys of a `data.train.<name>` entry the input pipeline reads besides
+# its source's own (synthetic: layout, size, seed; tfds: tfds_name, layout,
+# split), with their defaults; `load_config` adds the missing ones.
+TRAIN_ENTRY_DEFAULTS = dict(
+    weight=1.0,  # mixing weight; 0 drops the dataset (`validate`)
+    limit=0,  # > 0: train on that many faces, drawn at random (few-shot)
+    limit_seed=0)
+# Optional keys of a dataset entry by its `source` (data/sources.py).
+SOURCE_DEFAULTS = dict(
+    synthetic=dict(occlusion_prob=0.4, max_yaw=60.0, loose_framing=False),
+    tfds=dict(data_dir=''))  # '': `data.data_dir`
 
 
 def shipped_config(name: str) -> str | None:
@@ -65,6 +81,24 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
                      f'{type(e).__name__}: {e}') from None
   if not isinstance(cfg, ml_collections.ConfigDict):
     raise JaxlmError(f'{path}: get_config() must return a ConfigDict')
+  return _complete(cfg)
+
+
+def _complete(cfg):
+  """Adds the missing `data.train_only` and training-entry keys at their
+  defaults, in place (values set already, and references, are kept)."""
+  data = cfg.get('data')
+  if not isinstance(data, ml_collections.ConfigDict):
+    return cfg  # `validate` names what is missing
+  if 'train_only' not in data:
+    data.train_only = ''  # 'wflw,w300': train on these entries only
+  for entry in data.get('train', {}).values():
+    if isinstance(entry, ml_collections.ConfigDict):
+      defaults = dict(TRAIN_ENTRY_DEFAULTS, **SOURCE_DEFAULTS.get(
+          entry.get('source', 'synthetic'), {}))
+      for key, value in defaults.items():
+        if key not in entry:
+          entry[key] = value
   return cfg
 
 
@@ -255,8 +289,9 @@ _REQUIRED = ('seed', 'model.name', 'model.variant', 'data.image_size',
 
 
 def validate(cfg):
-  """Checks the keys every command needs (JaxlmError naming one) and
-  expands the path keys; returns cfg."""
+  """Checks the keys every command needs (JaxlmError naming one), selects
+  the training datasets (`data.train_only`, weight 0) and expands the path
+  keys; returns cfg."""
   for key in _REQUIRED:
     node = cfg
     for part in key.split('.'):
@@ -268,4 +303,31 @@ def validate(cfg):
   if cfg.train.batch_size < 1 or cfg.train.steps < 1:
     raise JaxlmError('config keys train.batch_size and train.steps must be '
                      'positive')
+  _select_datasets(_complete(cfg))
   return expand_paths(cfg)
+
+
+def _select_datasets(cfg):
+  """Drops the training datasets `data.train_only` does not name and those
+  of weight 0, with the eval datasets prompted by a dropped one (their
+  prompts would not exist)."""
+  train = cfg.data.train
+  only = [n.strip() for n in cfg.data.train_only.split(',') if n.strip()]
+  for name in only:
+    if name not in train:
+      raise JaxlmError(f'config key data.train_only: no training dataset '
+                       f'{name!r}; known: {", ".join(train)}')
+  for name, entry in train.items():
+    if entry.weight < 0:
+      raise JaxlmError(f'config key data.train.{name}.weight: {entry.weight}'
+                       f' is negative')
+  drop = [n for n, e in train.items() if (only and n not in only) or
+          e.weight == 0]
+  if len(drop) == len(train):
+    raise JaxlmError(f'config: every training dataset has weight 0 or is '
+                     f'left out by data.train_only ({", ".join(drop)})')
+  for name in drop:
+    del train[name]
+  for name in [n for n, e in cfg.data.get('eval', {}).items()
+               if e.get('prompts') in drop]:
+    del cfg.data.eval[name]
