@@ -19,6 +19,10 @@ NME ~3.9-4.0% WFLW, ~2.95-3.0% 300W full, ~3.1% COFW; NME_box ~1.5% MERL-RAV.
 Set `init.encoder` to a converted DINO checkpoint (`jaxlm convert dino
 --src dino_deitsmall16_pretrain.pth --dst DIR`); without it the encoder
 starts from random weights (a warning says so).
+Fewer datasets: `--config.data.train_only=wflw` (or `wflw,w300`) trains and
+evaluates on those only; `--config.data.train.cofw.weight=0` drops COFW.
+`train.steps` stays 100 epochs of all four: set it for the faces left
+(100 epochs of WFLW alone: `--config.train.steps=46875`).
 """
 
 import ml_collections

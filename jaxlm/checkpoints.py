@@ -13,6 +13,8 @@ dslpt` writes too, and what `jaxlm eval/predict --workdir/--checkpoint` read:
   <run>/checkpoints/<step>/data    orbax JSON: the data iterator's state
                          and the CRC-32 of every array of `state`
   <run>/convert.json     (converted runs) where the weights came from
+  <run>/eval/            `jaxlm eval` of the run's newest checkpoint;
+  <run>/eval_<step>/     of one step folder (`eval_dir`)
 
 written by one `Checkpointer` (an orbax CheckpointManager: each step goes
 to a temporary folder renamed when complete, so a crash mid-save never
@@ -462,6 +464,14 @@ def find_run(path) -> tuple[Path, Path | None]:
     return path.parent.parent, path
   raise JaxlmError(f'no jaxlm checkpoint at {path} (expected a run folder '
                    f'with {CONFIG_FILE}, or <run>/checkpoints/<step>)')
+
+
+def eval_dir(path) -> Path:
+  """Where `jaxlm eval` writes by default: `<run>/eval` for a run folder,
+  `<run>/eval_<step>` for one of its step folders (next to, not inside,
+  orbax's folder; an older step does not overwrite the newest's results)."""
+  run, step_dir = find_run(path)
+  return run / ('eval' if step_dir is None else f'eval_{step_dir.name}')
 
 
 def _read_step(step_dir: Path) -> dict:

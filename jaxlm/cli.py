@@ -3,6 +3,8 @@ query, synth, build, fake-data, convert.
 
 Each subcommand parses its arguments and calls one library function. Errors
 meant for the user (JaxlmError) print one `error: ...` line and exit 2.
+`~` and `$VARS` are expanded in the path flags (`PATH_FLAGS`), as the shell
+does not after `=` (`--workdir=~/runs/a`); config keys: `config.PATH_KEYS`.
 """
 
 from __future__ import annotations
@@ -85,10 +87,11 @@ def cmd_train(args, extra):
 
 
 def cmd_eval(args, extra):
+  from jaxlm import checkpoints
   from jaxlm import config as config_lib
   from jaxlm import evaluate
   target = _target(args, 'eval')
-  out_dir = args.out or Path(args.workdir or target) / 'eval'
+  out_dir = args.out or checkpoints.eval_dir(target)
   results, pred = evaluate.evaluate_checkpoint(
       target, out_dir, args.config, config_lib.parse_override_args(extra),
       progress=not args.no_progress)
@@ -223,7 +226,8 @@ def build_parser():
   e.add_argument('--workdir')
   e.add_argument('--checkpoint')
   e.add_argument('--config', help='take eval datasets from this config')
-  e.add_argument('--out', help='output dir (default WORKDIR/eval)')
+  e.add_argument('--out', help='output dir (default RUN/eval, or '
+                 'RUN/eval_STEP for --checkpoint RUN/checkpoints/STEP)')
   e.set_defaults(fn=cmd_eval)
 
   r = sub.add_parser('predict', help='landmarks of one image')
@@ -376,6 +380,23 @@ def build_parser():
   return p
 
 
+# Flags (argparse dests, of any subcommand) that hold paths.
+PATH_FLAGS = ('config', 'workdir', 'checkpoint', 'out', 'json', 'image',
+              'src', 'dst', 'manual_dir', 'data_dir', 'init', 'layout',
+              'boxes', 'inputs')
+
+
+def _expand_path_flags(args):
+  from jaxlm.config import expand_path
+  for dest in PATH_FLAGS:
+    value = getattr(args, dest, None)
+    if isinstance(value, str):
+      setattr(args, dest, expand_path(value, f'--{dest}'))
+    elif isinstance(value, list):  # nargs='+' (annotate's inputs)
+      setattr(args, dest, [expand_path(v, f'--{dest}') if isinstance(v, str)
+                           else v for v in value])
+
+
 def main(argv=None):
   _setup_logging()
   parser = build_parser()
@@ -383,6 +404,7 @@ def main(argv=None):
   if extra and args.command not in ('train', 'eval', 'convert'):
     parser.error(f'unrecognised arguments: {" ".join(extra)}')
   try:
+    _expand_path_flags(args)
     args.fn(args, extra)
   except JaxlmError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -5,20 +5,39 @@ A config is a Python file with `get_config(arg=None)` returning an
 `arg`, which must be one of the file's `ARGS` (a config without `ARGS`
 takes none). Overrides are `--config.key.sub=value`; the value is parsed as the
 type of the existing field, and unknown keys or wrong types are errors that
-name the key.
+name the key. `load_config` gives every training dataset entry all the keys
+the input pipeline reads (`TRAIN_ENTRY_DEFAULTS`, `SOURCE_DEFAULTS`) and the
+config `data.train_only`, so each can be overridden. `validate` finalises a
+config: it keeps the training datasets `data.train_only` names, drops those
+of weight 0, and expands `~` and `$VARS` in its path keys (`PATH_KEYS`).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import fnmatch
 import importlib.util
 import json
 import os
+import re
 
 import ml_collections
 
 from jaxlm.errors import JaxlmError
+
+
+# The keys of a `data.train.<name>` entry the input pipeline reads besides
+# its source's own (synthetic: layout, size, seed; tfds: tfds_name, layout,
+# split), with their defaults; `load_config` adds the missing ones.
+TRAIN_ENTRY_DEFAULTS = dict(
+    weight=1.0,  # mixing weight; 0 drops the dataset (`validate`)
+    limit=0,  # > 0: train on that many faces, drawn at random (few-shot)
+    limit_seed=0)
+# Optional keys of a dataset entry by its `source` (data/sources.py).
+SOURCE_DEFAULTS = dict(
+    synthetic=dict(occlusion_prob=0.4, max_yaw=60.0, loose_framing=False),
+    tfds=dict(data_dir=''))  # '': `data.data_dir`
 
 
 def shipped_config(name: str) -> str | None:
@@ -62,6 +81,24 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
                      f'{type(e).__name__}: {e}') from None
   if not isinstance(cfg, ml_collections.ConfigDict):
     raise JaxlmError(f'{path}: get_config() must return a ConfigDict')
+  return _complete(cfg)
+
+
+def _complete(cfg):
+  """Adds the missing `data.train_only` and training-entry keys at their
+  defaults, in place (values set already, and references, are kept)."""
+  data = cfg.get('data')
+  if not isinstance(data, ml_collections.ConfigDict):
+    return cfg  # `validate` names what is missing
+  if 'train_only' not in data:
+    data.train_only = ''  # 'wflw,w300': train on these entries only
+  for entry in data.get('train', {}).values():
+    if isinstance(entry, ml_collections.ConfigDict):
+      defaults = dict(TRAIN_ENTRY_DEFAULTS, **SOURCE_DEFAULTS.get(
+          entry.get('source', 'synthetic'), {}))
+      for key, value in defaults.items():
+        if key not in entry:
+          entry[key] = value
   return cfg
 
 
@@ -172,6 +209,37 @@ def parse_override_args(args: list[str]) -> dict[str, str]:
   return out
 
 
+# Config keys that hold paths (fnmatch patterns over dotted keys). The shell
+# does not expand `~` after `=` (`--config.data.data_dir=~/tfds`), so
+# `validate` does, and `$VAR` / `${VAR}` too.
+PATH_KEYS = ('data.data_dir', 'data.*.*.data_dir', 'init.*')
+
+_VAR = re.compile(r'\$(?:(\w+)|\{(\w+)\})')
+
+
+def expand_path(path: str, what: str) -> str:
+  """`path` with `~` and environment variables expanded, as a shell would;
+  JaxlmError naming `what` (a config key or flag) for an unset variable."""
+  for m in _VAR.finditer(path):
+    if (m.group(1) or m.group(2)) not in os.environ:
+      raise JaxlmError(f'{what}={path}: environment variable '
+                       f'{m.group(1) or m.group(2)} is not set')
+  return os.path.expandvars(os.path.expanduser(path))
+
+
+def expand_paths(cfg, prefix=''):
+  """Expands `~` and `$VARS` in the string values of `PATH_KEYS`, in place;
+  returns cfg."""
+  for key, value in cfg.items():
+    dotted = prefix + key
+    if isinstance(value, ml_collections.ConfigDict):
+      expand_paths(value, dotted + '.')
+    elif isinstance(value, str) and any(fnmatch.fnmatchcase(dotted, p)
+                                        for p in PATH_KEYS):
+      cfg[key] = expand_path(value, f'config key {dotted}')
+  return cfg
+
+
 def to_json(cfg) -> str:
   return cfg.to_json_best_effort(indent=2, sort_keys=False)
 
@@ -180,13 +248,50 @@ def from_json(text: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(text))
 
 
+ABSENT = '(absent)'  # a key one of two compared configs does not have
+
+
+def _plain(cfg):
+  if isinstance(cfg, ml_collections.ConfigDict):
+    return json.loads(cfg.to_json_best_effort())
+  return json.loads(json.dumps(cfg))  # tuples as lists, as a saved config
+
+
+def differences(old, new, prefix: str = '') -> list[tuple[str, object,
+                                                          object]]:
+  """[(dotted key, old value, new value)] of the leaves of two configs (or
+  dicts) that differ, in key order; `ABSENT` for a key one side lacks (a
+  whole group one side lacks is one entry). Values compare as JSON."""
+  a, b, out = _plain(old), _plain(new), []
+  for key in sorted(set(a) | set(b)):
+    x, y = a.get(key, ABSENT), b.get(key, ABSENT)
+    if isinstance(x, dict) and isinstance(y, dict):
+      out += differences(x, y, f'{prefix}{key}.')
+    elif x != y:
+      out.append((prefix + key, x, y))
+  return out
+
+
+def describe_differences(diffs, limit: int = 5) -> str:
+  """'key: old -> new; ...' of the first `limit` differences."""
+  def show(v):
+    return ABSENT if v is ABSENT else '{...}' if isinstance(v, dict) else \
+        repr(v)
+  text = '; '.join(f'{k}: {show(a)} -> {show(b)}' for k, a, b in
+                   diffs[:limit])
+  more = len(diffs) - limit
+  return text + (f'; and {more} more' if more > 0 else '')
+
+
 _REQUIRED = ('seed', 'model.name', 'model.variant', 'data.image_size',
              'data.num_anchors', 'data.train', 'train.batch_size',
              'train.steps', 'optim.lr')
 
 
 def validate(cfg):
-  """Checks the keys every command needs; raises JaxlmError naming one."""
+  """Checks the keys every command needs (JaxlmError naming one), selects
+  the training datasets (`data.train_only`, weight 0) and expands the path
+  keys; returns cfg."""
   for key in _REQUIRED:
     node = cfg
     for part in key.split('.'):
@@ -198,4 +303,31 @@ def validate(cfg):
   if cfg.train.batch_size < 1 or cfg.train.steps < 1:
     raise JaxlmError('config keys train.batch_size and train.steps must be '
                      'positive')
-  return cfg
+  _select_datasets(_complete(cfg))
+  return expand_paths(cfg)
+
+
+def _select_datasets(cfg):
+  """Drops the training datasets `data.train_only` does not name and those
+  of weight 0, with the eval datasets prompted by a dropped one (their
+  prompts would not exist)."""
+  train = cfg.data.train
+  only = [n.strip() for n in cfg.data.train_only.split(',') if n.strip()]
+  for name in only:
+    if name not in train:
+      raise JaxlmError(f'config key data.train_only: no training dataset '
+                       f'{name!r}; known: {", ".join(train)}')
+  for name, entry in train.items():
+    if entry.weight < 0:
+      raise JaxlmError(f'config key data.train.{name}.weight: {entry.weight}'
+                       f' is negative')
+  drop = [n for n, e in train.items() if (only and n not in only) or
+          e.weight == 0]
+  if len(drop) == len(train):
+    raise JaxlmError(f'config: every training dataset has weight 0 or is '
+                     f'left out by data.train_only ({", ".join(drop)})')
+  for name in drop:
+    del train[name]
+  for name in [n for n, e in cfg.data.get('eval', {}).items()
+               if e.get('prompts') in drop]:
+    del cfg.data.eval[name]

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from jaxlm import checkpoints
 from jaxlm import config as config_lib
 from jaxlm import inference
 from jaxlm import layouts as layouts_lib
@@ -89,15 +90,16 @@ def evaluate_checkpoint(checkpoint, out_dir=None, config_path=None,
                         overrides=None, progress=True):
   """`jaxlm eval`: evaluates a run folder (or step folder) on its config's
   eval datasets, or on those of `config_path`, with `--config.*`
-  `overrides` applied; writes to `out_dir` (default <checkpoint>/eval).
+  `overrides` applied; writes to `out_dir` (default
+  `checkpoints.eval_dir`: <run>/eval, or <run>/eval_<step> for a step).
   Returns (results, predictor)."""
   pred = inference.Predictor(checkpoint)
   cfg = pred.config
   if config_path:  # evaluate the given config's eval datasets
     new = config_lib.load_config(config_path)
     cfg.data.eval, cfg.eval = new.data.eval, new.eval
-  config_lib.apply_overrides(cfg, overrides or {})
-  out_dir = Path(out_dir or Path(checkpoint) / 'eval')
+  config_lib.expand_paths(config_lib.apply_overrides(cfg, overrides or {}))
+  out_dir = Path(out_dir or checkpoints.eval_dir(checkpoint))
   results = evaluate(cfg, pred, out_dir, progress=progress)
   return results, pred
 

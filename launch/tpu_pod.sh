@@ -18,11 +18,15 @@ shift 4
 run() { if [ -n "${DRY_RUN:-}" ]; then printf '+'; printf ' %q' "$@"; echo;
         else "$@"; fi; }
 archive=$(mktemp -u /tmp/jaxlm-XXXXXX).tar.gz
+[ -n "${DRY_RUN:-}" ] || trap 'rm -f "$archive"' EXIT
 run git archive --format=tar.gz -o "$archive" HEAD
 gc=(gcloud compute tpus tpu-vm)
 run "${gc[@]}" scp "$archive" "$tpu:jaxlm.tar.gz" --zone="$zone" --worker=all
 setup='mkdir -p ~/jaxlm/logs && tar xzf ~/jaxlm.tar.gz -C ~/jaxlm && cd ~/jaxlm && python3 -m venv .venv && .venv/bin/pip install -q -e . "jax[tpu]"'
 run "${gc[@]}" ssh "$tpu" --zone="$zone" --worker=all --command="$setup"
-overrides=$(printf ' %q' "$@")
-train="cd ~/jaxlm && .venv/bin/jaxlm train --no-progress --config $config --workdir $workdir$overrides > logs/\$(hostname).log 2>&1"
+# Every argument quoted for the remote shell, none added: no overrides must
+# not become one empty '' argument.
+cmd=(.venv/bin/jaxlm train --no-progress --config "$config" --workdir "$workdir"
+     "$@")
+train="cd ~/jaxlm && $(printf '%q ' "${cmd[@]}")> logs/\$(hostname).log 2>&1"
 run "${gc[@]}" ssh "$tpu" --zone="$zone" --worker=all --command="$train"

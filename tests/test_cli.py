@@ -56,6 +56,16 @@ def test_train_eval_writes_report(run):
   assert list((run / 'tb').glob('events.out.tfevents.*'))
 
 
+def test_eval_of_a_step_writes_into_its_run_folder(run, monkeypatch):
+  # Before: --checkpoint RUN/checkpoints/2 wrote RUN/checkpoints/2/eval,
+  # inside orbax's step folder.
+  monkeypatch.setenv('JAXLM_TEST_RUN', str(run))
+  assert main(['eval', '--checkpoint=$JAXLM_TEST_RUN/checkpoints/2',
+               '--no-progress']) == 0
+  assert json.loads((run / 'eval_2' / 'syn98.json').read_text())['count'] == 4
+  assert not (run / 'checkpoints' / '2' / 'eval').exists()
+
+
 def test_predict_crop_none_and_zero_shot_prompts(run, face, tmp_path):
   out, js = tmp_path / 'o.png', tmp_path / 'o.json'
   assert main(['predict', '--workdir', str(run), '--image', str(face),
@@ -103,6 +113,17 @@ def test_bad_inputs_give_one_clear_line(run, face, tmp_path, capsys):
   assert 'not a training dataset' in _error(
       capsys, ['predict', '--workdir', w, '--image', str(face), '--layout',
                'wflw98', '--crop', 'none'])
+
+
+def test_path_flags_expand_home_and_variables(tmp_path, monkeypatch, capsys):
+  # Before: `--out=~/fake` (no shell expands ~ after =) wrote to ./~/fake.
+  monkeypatch.setenv('HOME', str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  assert main(['fake-data', 'wflw', '--out=~/fake', '--num', '1']) == 0
+  assert (tmp_path / 'fake' / 'WFLW_images').is_dir()
+  assert not (tmp_path / '~').exists()
+  assert 'environment variable NO_SUCH_JAXLM_VAR is not set' in _error(
+      capsys, ['fake-data', 'wflw', '--out=$NO_SUCH_JAXLM_VAR/x'])
 
 
 def test_console_entry_point_exit_code(tmp_path):

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from jaxlm import layouts as layouts_lib
+from jaxlm.config import SOURCE_DEFAULTS, TRAIN_ENTRY_DEFAULTS
 from jaxlm.data import augment as augment_lib
 from jaxlm.data import crop as crop_lib
 from jaxlm.data import synthetic
@@ -133,19 +134,21 @@ class EvalFaces:
 def make_source(name: str, cfg, image_size: int, data_dir: str = ''):
   """A random-access source for one dataset entry of the config."""
   kind = cfg.get('source', 'synthetic')
+  d = SOURCE_DEFAULTS.get(kind, {})  # entries of old runs may lack them
   if kind == 'synthetic':
     try:
       return synthetic.SyntheticFaces(
           cfg.layout, size=cfg.size, seed=cfg.seed, image_size=image_size,
-          occlusion_prob=cfg.get('occlusion_prob', 0.4),
-          max_yaw=cfg.get('max_yaw', 60.0),
-          loose_framing=bool(cfg.get('loose_framing', False)))
+          occlusion_prob=cfg.get('occlusion_prob', d['occlusion_prob']),
+          max_yaw=cfg.get('max_yaw', d['max_yaw']),
+          loose_framing=bool(cfg.get('loose_framing', d['loose_framing'])))
     except KeyError as e:
       raise JaxlmError(f'config key data.*.{name}.layout: {e.args[0]}') \
           from None
   if kind == 'tfds':
     return TfdsFaces(name, cfg.tfds_name, cfg.split, cfg.layout,
-                     cfg.get('data_dir', '') or data_dir, image_size)
+                     cfg.get('data_dir', d['data_dir']) or data_dir,
+                     image_size)
   raise JaxlmError(f'dataset {name!r}: unknown data source {kind!r} '
                    f'(known: synthetic, tfds)')
 
@@ -164,11 +167,13 @@ def dataset_specs(group_cfg, image_size: int,
       raise JaxlmError(f'dataset {name!r}: unknown layout {cfg.layout!r} '
                        f'(known: {", ".join(sorted(layouts_lib.LAYOUTS))})')
     source = make_source(name, cfg, image_size, data_dir)
-    limit = int(cfg.get('limit', 0) or 0)
+    d = TRAIN_ENTRY_DEFAULTS  # entries of old runs may lack them
+    limit = int(cfg.get('limit', d['limit']) or 0)
     if limit:
-      source = Subset(source, limit, int(cfg.get('limit_seed', 0)))
+      source = Subset(source, limit, int(cfg.get('limit_seed',
+                                                 d['limit_seed'])))
     specs.append(DatasetSpec(name, cfg.layout, source,
-                             float(cfg.get('weight', 1.0))))
+                             float(cfg.get('weight', d['weight']))))
   return specs
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import tqdm
 
 from jaxlm import checkpoints, layouts, models
+from jaxlm import config as config_lib
 from jaxlm.config import to_json, validate
 from jaxlm.data import pipeline, query_tables, sources
 from jaxlm.errors import JaxlmError
@@ -329,27 +330,56 @@ def train(config, workdir, progress: bool = True,
 
 
 def _check_same_run(exp: Experiment, workdir: Path):
-  """A workdir's run must be of the config's model settings and training
-  datasets (else resuming would mix two runs)."""
+  """A workdir's run must be of the config's model settings, training
+  datasets and frozen parameters (else resuming would mix two runs); the
+  refusal names the keys that differ, saved -> now."""
   if not (workdir / checkpoints.CONFIG_FILE).exists():
     return
   saved_cfg, saved_datasets = checkpoints.read_run_metadata(workdir)
-  differ = [f'model.{k}: {b!r} there, {a!r} here' for k, a, b in
+  differ = [(f'model.{k}', b, a) for k, a, b in
             setting_differences(exp.family, exp.config.model,
                                 saved_cfg.get('model', {}))]
-  if [tuple(d) for d in saved_datasets] != [tuple(d) for d in exp.datasets]:
-    differ.append(f'training datasets: {saved_datasets} there, '
-                  f'{[list(d) for d in exp.datasets]} here')
+  differ += _dataset_differences(saved_datasets, exp.datasets)
   saved_frozen = frozen_patterns(saved_cfg) if 'train' in saved_cfg else ()
-  if saved_frozen != frozen_patterns(exp.config):
+  frozen = frozen_patterns(exp.config)
+  if saved_frozen != frozen:
     # another optimizer-state tree: the checkpoint could not be restored
-    differ.append(f'train.frozen: {list(saved_frozen)} there, '
-                  f'{list(frozen_patterns(exp.config))} here (to change '
-                  f'what is frozen, start a new run from this one with '
-                  f'init.checkpoint)')
+    differ.append(('train.frozen', list(saved_frozen), list(frozen)))
   if differ:
-    raise JaxlmError(f'{workdir} holds a run of a different model config (' +
-                     '; '.join(differ[:5]) + '); use a new --workdir')
+    raise JaxlmError(
+        f'{workdir} holds a run this config cannot resume; saved -> now: '
+        f'{config_lib.describe_differences(differ)}; use a new --workdir' +
+        ('' if saved_frozen == frozen else ' (to change what is frozen, '
+         'start a new run from this one with init.checkpoint)'))
+
+
+def _dataset_differences(saved, now) -> list[tuple[str, object, object]]:
+  """(key, saved, now) of two runs' training datasets [(name, points)]:
+  the added, removed or resized ones, else their order."""
+  a, b = {n: k for n, k in saved}, {n: k for n, k in now}
+  out = [(f'data.train.{n} (points)', a.get(n, config_lib.ABSENT),
+          b.get(n, config_lib.ABSENT))
+         for n in dict.fromkeys([*a, *b]) if a.get(n) != b.get(n)]
+  if not out and list(a) != list(b):
+    out.append(('data.train (order)', list(a), list(b)))
+  return out
+
+
+def _restore_failure(error: JaxlmError, config, workdir: Path) -> JaxlmError:
+  """No checkpoint restores (e.g. train.ema_decay or optim.name changed the
+  state tree): `error` with the config keys that differ from the run's
+  saved config, if any."""
+  if not (workdir / checkpoints.CONFIG_FILE).exists():
+    return error
+  saved, _ = checkpoints.read_run_metadata(workdir)
+  changed = config_lib.differences(saved, config)
+  if not changed:
+    return error
+  return JaxlmError(
+      f'{checkpoints.first_line(error).rstrip(":")}; config keys changed '
+      f'since the run was saved (saved -> now): '
+      f'{config_lib.describe_differences(changed, limit=8)}; resume with the '
+      f'saved values or use a new --workdir')
 
 
 def _nonfinite_tracker():
@@ -426,7 +456,10 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   target = jax.tree_util.tree_map(
       lambda a, sh: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sh),
       abstract, state_sh)
-  restored = _restore_newest_readable(checkpointer, target)
+  try:
+    restored = _restore_newest_readable(checkpointer, target)
+  except JaxlmError as e:
+    raise _restore_failure(e, config, workdir) from None
   if restored is not None:
     state, data_state, latest = restored
     if 'iterator' in data_state:

@@ -125,6 +125,6 @@ def test_resuming_with_other_frozen_parameters_is_refused(tiny, tmp_path):
   cfg = tiny()
   checkpoints.write_run_metadata(tmp_path, to_json(cfg), setup(cfg).datasets)
   cfg.train.frozen = ('encoder',)
-  with pytest.raises(JaxlmError, match=r"train.frozen: \[\] there, "
-                     r"\['encoder'\] here .*init.checkpoint"):
+  with pytest.raises(JaxlmError, match=r"train.frozen: \[\] -> "
+                     r"\['encoder'\]; use a new --workdir .*init.checkpoint"):
     loop._check_same_run(setup(cfg), tmp_path)

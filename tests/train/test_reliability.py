@@ -108,10 +108,20 @@ def test_a_failed_first_run_does_not_block_its_workdir(tmp_path, tiny):
     train(c, tmp_path, progress=False)
   assert not (tmp_path / checkpoints.CONFIG_FILE).exists()
   train(tiny(steps=1), tmp_path, progress=False)
+  # The refusals name the keys that differ, saved -> now (before: the
+  # training datasets as two lists; orbax's tree dump for a new state tree).
   c = tiny(steps=2)
   c.model.decoder_layers = 3
-  with pytest.raises(JaxlmError, match=r'model.decoder_layers: 2 there, 3 '
-                     r'here'):
+  del c.data.train['syn29']
+  with pytest.raises(JaxlmError, match=r'saved -> now: model.decoder_layers: '
+                     r'2 -> 3; data.train.syn29 \(points\): 29 -> \(absent\); '
+                     r'use a new --workdir$'):
+    train(c, tmp_path, progress=False)
+  c = tiny(steps=2)
+  c.train.ema_decay = 0.9  # another state tree: no checkpoint restores
+  with pytest.raises(JaxlmError, match=r'config keys changed since the run '
+                     r'was saved \(saved -> now\): train.ema_decay: 0.0 -> 0.9; '
+                     r'train.steps: 1 -> 2; resume with'):
     train(c, tmp_path, progress=False)
 
 
