@@ -50,6 +50,7 @@ import time
 import numpy as np
 
 from jaxlm import layouts
+from jaxlm.metrics import jitter
 from jaxlm.data import query_tables
 from jaxlm.data.synthetic import SyntheticFaces, canonical, render
 from jaxlm.data.synthetic import template
@@ -267,12 +268,6 @@ def section_deformer(pred, args):
           f'{np.linalg.norm(want, axis=-1).mean():.4f} | '
           f'{np.linalg.norm(got - want, axis=-1).mean():.4f} | '
           f'{100 * np.mean(with_d):.2f} | {100 * np.mean(without_d):.2f} |')
-
-
-def jitter(pred_tracks, truth_tracks, norms):
-  e = pred_tracks - truth_tracks
-  step = np.linalg.norm(np.diff(e, axis=0), axis=-1).mean(-1)
-  return float(np.mean(step / norms[1:]))
 
 
 def section_video(runs, args):

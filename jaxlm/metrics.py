@@ -108,3 +108,14 @@ def breakdown(nmes, subsets: dict[str, np.ndarray], alpha=0.1) -> dict:
   nmes = np.asarray(nmes)
   return {k: summarize(nmes[np.asarray(m, bool)], alpha)
           for k, m in subsets.items()}
+
+
+def jitter(pred, gt, norm) -> float:
+  """Temporal jitter of a landmark track: the mean over frames t >= 1 and
+  landmarks of |e_t - e_{t-1}| / norm_t, e = pred - gt (the true motion
+  removed). pred, gt: (T, N, 2); norm: (T,) (e.g. the inter-ocular
+  distance of each frame) or a scalar."""
+  e = np.asarray(pred, np.float64) - np.asarray(gt, np.float64)
+  step = np.linalg.norm(np.diff(e, axis=0), axis=-1).mean(-1)
+  norm = np.broadcast_to(np.asarray(norm, np.float64), (len(e),))
+  return float(np.mean(step / norm[1:]))
