@@ -86,3 +86,17 @@ def test_summarize_and_breakdown():
 def test_ced_plot_is_written(tmp_path):
   plots.plot_ced({'a': [0.01, 0.05], 'b': [0.03]}, tmp_path / 'ced.png')
   assert (tmp_path / 'ced.png').stat().st_size > 1000
+
+
+def test_jitter_hand_values():
+  from jaxlm.metrics import jitter
+  truth = np.zeros((3, 2, 2))
+  truth[:, :, 0] = np.arange(3)[:, None] * 5.0  # true motion: 5 px a frame
+  pred = truth.copy()
+  assert jitter(pred, truth, 10.0) == 0.0  # following the truth is no jitter
+  pred[1, 0] += (3.0, 4.0)  # point 0 off by 5 px on frame 1 only
+  # |e1 - e0| = 5 and |e2 - e1| = 5 for point 0, 0 for point 1:
+  # mean over points 2.5 per step, / 10 -> 0.25
+  assert np.isclose(jitter(pred, truth, 10.0), 0.25)
+  assert np.isclose(jitter(pred, truth, np.array([1.0, 10.0, 5.0])),
+                    (2.5 / 10 + 2.5 / 5) / 2)
