@@ -91,9 +91,43 @@ def _conv(features, kernel=1, stride=1, name=None):
                  name=name)
 
 
+class DepthwiseConv(nn.Module):
+  """3x3 depthwise convolution with bias, TF 'SAME' padding (the extra row /
+  column of an odd total at the bottom / right): (B, H, W, C) ->
+  (B, ceil(H / s), ceil(W / s), C). Parameters as flax's depthwise
+  `nn.Conv`: kernel (3, 3, 1, C), bias (C,).
+
+  Written as nine shifted multiply-adds, not `lax.conv_general_dilated`
+  with feature_group_count: jaxlib 0.10.2's CPU compiler miscompiles the
+  chain of grouped convolutions of the short-range network under `jax.jit`
+  (regressors off by up to 44 against op-by-op execution and the TFLite
+  interpreter; the full-range and back networks were unaffected). The
+  shifted sum is exact on every backend and XLA fuses it into one loop.
+  """
+  channels: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, 1, self.channels))
+    bias = self.param('bias', nn.initializers.zeros, (self.channels,))
+    s = self.stride
+    _, h, w, _ = x.shape
+    oh, ow = -(-h // s), -(-w // s)
+    ph, pw = max((oh - 1) * s + 3 - h, 0), max((ow - 1) * s + 3 - w, 0)
+    x = jnp.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2),
+                    (0, 0)))
+    out = bias
+    for i in range(3):
+      for j in range(3):
+        out = out + x[:, i:i + (oh - 1) * s + 1:s,
+                      j:j + (ow - 1) * s + 1:s] * kernel[i, j, 0]
+    return out
+
+
 def _depthwise(channels, stride, name):
-  return nn.Conv(channels, (3, 3), strides=stride, padding='SAME',
-                 feature_group_count=channels, name=name)
+  return DepthwiseConv(channels, stride, name=name)
 
 
 def _skip(x, features, stride):
