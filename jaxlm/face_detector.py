@@ -54,6 +54,10 @@ class BlazeFaceDetector:
     self.min_score = (face_detection.MIN_SCORE[model] if min_score is None
                       else float(min_score))
     self.iou_threshold = float(iou_threshold)
+    self._detect_inputs = jax.jit(functools.partial(
+        face_detection.blazeface_detect_inputs, variant=model,
+        max_faces=max_faces, min_score=self.min_score,
+        iou_threshold=self.iou_threshold))
 
   def detect_fn(self):
     """images (B, H, W, 3) -> (boxes (B, K, 4), scores (B, K), keypoints
@@ -84,6 +88,46 @@ class BlazeFaceDetector:
                        f'images, got shape {images.shape}')
     out = self.detect_fn()(images)
     return tuple(np.asarray(a) for a in jax.device_get(out))
+
+  def detect_images(self, images):
+    """Faces of RGB images of different sizes, in one jitted call.
+
+    Each (H_i, W_i, 3) image is letterboxed on the host (OpenCV: area
+    averaging when shrinking, bilinear when enlarging) to the model's
+    S x S input, so the jitted network sees one (B, S, S, 3) shape whatever
+    the image sizes (`detect` letterboxes on the device and compiles once
+    per (B, H, W)). Returns numpy boxes (B, K, 4), scores (B, K),
+    keypoints (B, K, 6, 2) in each image's pixels, as `detect`.
+    """
+    import cv2  # pylint: disable=g-import-not-at-top
+    size = face_detection.blazeface.INPUT_SIZE[self.model]
+    inputs, geometry = [], []
+    for image in images:
+      image = np.asarray(image)
+      if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
+        raise JaxlmError(f'BlazeFace takes (H, W, 3) RGB images, got '
+                         f'shape {image.shape}')
+      h, w = image.shape[:2]
+      scale, pad_x, pad_y = face_detection.letterbox_geometry(h, w, size)
+      nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+      small = cv2.resize(image, (nw, nh), interpolation=(
+          cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
+      square = np.zeros((size, size, 3), np.uint8)
+      y, x = (size - nh) // 2, (size - nw) // 2
+      square[y:y + nh, x:x + nw] = small
+      inputs.append(square)
+      # input unit u -> image pixel: (u * size - x) * w / nw
+      geometry.append((x, y, w / nw, h / nh))
+    boxes, scores, kps = (np.array(a) for a in self._detect_inputs(
+        self.params, np.stack(inputs)))
+    for i, (x, y, sx, sy) in enumerate(geometry):
+      off, sc = np.array([x, y], np.float32), np.array([sx, sy], np.float32)
+      found = scores[i] > 0
+      boxes[i] = np.where(found[:, None], ((boxes[i].reshape(-1, 2, 2)
+                                            * size - off) * sc).reshape(-1, 4),
+                          0)
+      kps[i] = np.where(found[:, None, None], (kps[i] * size - off) * sc, 0)
+    return boxes, scores, kps
 
   def __call__(self, image_rgb) -> list[tuple[tuple[float, ...], float]]:
     """[(box (x0, y0, x1, y1) pixels, score), ...] of one (H, W, 3) RGB

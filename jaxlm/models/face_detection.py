@@ -52,6 +52,27 @@ def letterbox(images, size: int):
       method='linear', antialias=True)
 
 
+def blazeface_detect_inputs(params, inputs, variant: str = 'short',
+                            max_faces: int = 10,
+                            min_score: float | None = None,
+                            iou_threshold: float = IOU_THRESHOLD):
+  """Faces of already letterboxed (B, S, S, 3) RGB [0, 255] model inputs.
+
+  Returns: boxes (B, K, 4) x0, y0, x1, y1 and keypoints (B, K, 6, 2) in
+  [0, 1] input units, scores (B, K) (0 and zeros in empty slots).
+  """
+  size = blazeface.INPUT_SIZE[variant]
+  regressors, logits = blazeface.BlazeFace(variant).apply(
+      {'params': params}, inputs)
+  boxes, keypoints, scores = decode_detections(
+      regressors, logits, blazeface_anchors(variant), size)
+  nms = functools.partial(
+      weighted_nms, max_faces=max_faces, iou_threshold=iou_threshold,
+      min_score=MIN_SCORE[variant] if min_score is None else min_score)
+  boxes, keypoints, scores = jax.vmap(nms)(boxes, keypoints, scores)
+  return boxes, scores, keypoints
+
+
 @functools.partial(jax.jit, static_argnames=(
     'variant', 'max_faces', 'min_score', 'iou_threshold'))
 def blazeface_detect(params, images, variant: str = 'short',
@@ -64,14 +85,9 @@ def blazeface_detect(params, images, variant: str = 'short',
   _, h, w, _ = images.shape
   size = blazeface.INPUT_SIZE[variant]
   scale, pad_x, pad_y = letterbox_geometry(h, w, size)
-  regressors, logits = blazeface.BlazeFace(variant).apply(
-      {'params': params}, letterbox(images, size))
-  boxes, keypoints, scores = decode_detections(
-      regressors, logits, blazeface_anchors(variant), size)
-  nms = functools.partial(
-      weighted_nms, max_faces=max_faces, iou_threshold=iou_threshold,
-      min_score=MIN_SCORE[variant] if min_score is None else min_score)
-  boxes, keypoints, scores = jax.vmap(nms)(boxes, keypoints, scores)
+  boxes, scores, keypoints = blazeface_detect_inputs(
+      params, letterbox(images, size), variant, max_faces, min_score,
+      iou_threshold)
   side = size / scale  # [0, 1] input units -> image pixels
   pad = jnp.array([pad_x, pad_y], jnp.float32)
   found = (scores > 0)[..., None]
