@@ -51,7 +51,7 @@ from typing import Iterator
 import jax
 import numpy as np
 
-from jaxlm import media, plots
+from jaxlm import inference, media, plots
 from jaxlm.data import crop as crop_lib
 from jaxlm.errors import JaxlmError
 from jaxlm.face_tracks import FaceTracks
@@ -60,7 +60,7 @@ from jaxlm.inference import Face, Predictor, add_description, detect_faces
 log = logging.getLogger('jaxlm')
 
 SETTINGS = 'annotate.json'
-DETECTORS = ('haar', 'none')
+DETECTORS = inference.DETECTORS + ('none',)
 # Settings that change what a record says: a restart must repeat them.
 _RESULT_SETTINGS = ('checkpoint', 'step', 'layout', 'detector', 'boxes',
                     'max_faces', 'every', 'smooth')
@@ -264,8 +264,8 @@ class Annotator:
     key = _key(os.path.abspath(f.source), f.frame)
     if self.boxes is not None:
       f.faces = [Face(b, None) for b in self.boxes.get(key, [])]
-    elif self.detector == 'haar':
-      f.faces = detect_faces(f.image, self.max_faces)
+    elif self.detector != 'none':
+      f.faces = detect_faces(f.image, self.max_faces, detector=self.detector)
     else:  # the whole image is the face crop
       f.faces = [Face((0.0, 0.0, float(w), float(h)), None)]
     for face in f.faces:
@@ -341,8 +341,10 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
       resumed.
     layout: a training dataset or layout name (default: the first training
       dataset), a prompts `.npy`, or a layout with a 3D query table.
-    detector: 'haar' (OpenCV's frontal-face cascade, every face) or 'none'
-      (the whole image is the model input).
+    detector: 'haar' (OpenCV's frontal-face cascade, every face),
+      'blazeface' (MediaPipe BlazeFace full range: turned and small faces
+      too), 'blazeface-short', 'blazeface-back' (`inference.detect_faces`)
+      or 'none' (the whole image is the model input).
     boxes: a JSON file of face boxes per source (`read_boxes`), used
       instead of the detector.
     max_faces: at most this many faces per frame, largest first (0: all).

