@@ -17,14 +17,15 @@ compile included):
                  style: per photo decode, the largest Haar face, one jitted
                  call of batch 1 (`Predictor.detect`);
   one call per face/true  the same with every true face box, one call each;
-  annotate/haar  `jaxlm annotate` with the Haar cascade: every face, reader
-                 thread + detect/crop pool, batches of `--batch`;
+  annotate/haar, annotate/blazeface  `jaxlm annotate` with that detector:
+                 every face, reader thread + detect/crop pool, batches of
+                 `--batch`;
   annotate/true  `jaxlm annotate --boxes` with the true boxes: no detector,
                  the model and the input pipeline alone.
 Reported: photos/s, faces/s, and for annotate the fraction of wall time the
 main thread waited for frames (the input pipeline's share; near 0 means the
-device is the bottleneck). Detector table: recall and precision of Haar
-against the true faces (a detection matches a true face at box IoU >= 0.3
+device is the bottleneck). Detector table: recall, precision and seconds
+per photo of each detector (`--detectors`) against the true faces (a detection matches a true face at box IoU >= 0.3
 with the face's landmark box grown to the crop rule's square / 1.2).
 """
 
@@ -127,24 +128,29 @@ def square_of(box):
   return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
-def detector_table(truth: dict) -> str:
-  found = true = hits = 0
-  for path, boxes in truth.items():
-    dets = [f.box for f in detect_faces(load_image(path))]
-    found += len(dets)
-    true += len(boxes)
-    used = set()
-    for b in boxes:
-      ious = [(box_iou(square_of(b), d), j) for j, d in enumerate(dets)
-              if j not in used]
-      best = max(ious, default=(0, -1))
-      if best[0] >= 0.3:
-        hits += 1
-        used.add(best[1])
-  return ('| detector | true faces | detections | recall | precision |\n'
-          '|---|---|---|---|---|\n'
-          f'| Haar (OpenCV frontal) | {true} | {found} | {hits / true:.1%} | '
-          f'{hits / max(found, 1):.1%} |')
+def detector_table(truth: dict, detectors) -> str:
+  rows = ['| detector | true faces | detections | recall | precision | s/photo |',
+          '|---|---|---|---|---|---|']
+  for name in detectors:
+    detect_faces(load_image(next(iter(truth))), detector=name)  # compile
+    found = true = hits = 0
+    t = time.perf_counter()
+    for path, boxes in truth.items():
+      dets = [f.box for f in detect_faces(load_image(path), detector=name)]
+      found += len(dets)
+      true += len(boxes)
+      used = set()
+      for b in boxes:
+        ious = [(box_iou(square_of(b), d), j) for j, d in enumerate(dets)
+                if j not in used]
+        best = max(ious, default=(0, -1))
+        if best[0] >= 0.3:
+          hits += 1
+          used.add(best[1])
+    dt = (time.perf_counter() - t) / len(truth)
+    rows.append(f'| {name} | {true} | {found} | {hits / true:.1%} | '
+                f'{hits / max(found, 1):.1%} | {dt:.3f} |')
+  return '\n'.join(rows)
 
 
 def one_at_a_time(run: Path, paths, truth=None) -> tuple[float, int]:
@@ -192,12 +198,13 @@ class _Waits:
 
 
 def batched(run: Path, folder: Path, out: Path, batch: int, threads: int,
-            boxes=None) -> tuple[float, int, float]:
+            boxes=None, detector='haar') -> tuple[float, int, float]:
   """The whole `annotate` job, model load and compile included."""
   with _Waits() as w:
     t = time.perf_counter()
     s = annotate.annotate(run, [folder], out, batch_size=batch,
-                          threads=threads, progress=False, boxes=boxes)
+                          threads=threads, progress=False, boxes=boxes,
+                          detector=detector)
     wall = time.perf_counter() - t
   return wall, s['faces'], w.wait
 
@@ -209,6 +216,8 @@ def main(argv=None):
                   choices=['s16', 'resnet18', 'tiny'])
   ap.add_argument('--batch', type=int, default=32)
   ap.add_argument('--threads', type=int, default=4)
+  ap.add_argument('--detectors', nargs='+', default=['haar', 'blazeface'],
+                  help='detectors for the recall table and annotate rows')
   ap.add_argument('--keep', help='keep the photos and outputs in this folder')
   args = ap.parse_args(argv)
   import logging  # pylint: disable=g-import-not-at-top
@@ -222,7 +231,7 @@ def main(argv=None):
         f'{jax.device_count()} {jax.devices()[0].platform} device(s), '
         f'{os.cpu_count()} CPU cores, batch {args.batch}, threads '
         f'{args.threads}\n')
-  print(detector_table(truth) + '\n')
+  print(detector_table(truth, args.detectors) + '\n')
   paths = sorted(str(p) for p in (root / 'photos').glob('*.jpg'))
   print('| model | path | photos/s | faces/s | faces | wall s | input wait |')
   print('|---|---|---|---|---|---|---|')
@@ -233,9 +242,13 @@ def main(argv=None):
                                   None if boxes is None else truth)
       print(f'| {name} | one call per face/{how} | {len(paths) / wall:.1f} | '
             f'{faces / wall:.1f} | {faces} | {wall:.0f} | |', flush=True)
+    runs = [(d, None) for d in args.detectors] + [
+        ('true', str(root / 'boxes.json'))]
+    for how, boxes in runs:
       wall, faces, wait = batched(run, root / 'photos',
                                   root / f'out_{name}_{how}', args.batch,
-                                  args.threads, boxes)
+                                  args.threads, boxes,
+                                  'haar' if boxes else how)
       print(f'| {name} | annotate/{how} | {len(paths) / wall:.1f} | '
             f'{faces / wall:.1f} | {faces} | {wall:.0f} | '
             f'{wait / wall:.0%} |', flush=True)
