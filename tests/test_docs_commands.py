@@ -395,9 +395,9 @@ def check_jaxlm(argv: list[str], state: State):
         _need(path, state, 'input')
     dst = _norm(args.dst)
     if args.kind in ('tufa', 'slpt', 'dslpt'):
-      default = dict(tufa='tufa_vits16_multi.py', slpt='slpt_hrnet_lite_wflw.py',
+      default = dict(tufa='tufa_vits16_multi.py',
+                     slpt='slpt_hrnet_lite_wflw.py',
                      dslpt='dslpt_hrnet_wflw.py')[args.kind]
-      from jaxlm import config as config_lib
       try:
         cfg = config_lib.validate(config_lib.apply_overrides(
             config_lib.load_config(args.config or f'configs/{default}'),
@@ -428,7 +428,8 @@ def _jaxlm_lines(output: str) -> list[list[str]]:
 
 def _jaxlm_in(words: list[str]) -> list[list[str]]:
   from jaxlm import cli
-  subcommands = next(a for a in cli.build_parser()._actions  # pylint: disable=protected-access
+  parser = cli.build_parser()
+  subcommands = next(a for a in parser._actions
                      if a.dest == 'command').choices
   found = []
   for i, w in enumerate(words):
@@ -571,7 +572,12 @@ def _run_argv(cmd: Command, state: State, tmp: Path) -> list[str]:
   checkpoint steps mapped to the tiny run's, stand-ins for the reader's
   files."""
   import matplotlib.cbook
+  from jaxlm import pretrained
   argv = cmd.argv[1:]
+  names = [a for a in argv[1:] if a in pretrained.REGISTRY]
+  if names:  # never download in a test
+    raise DocError(f'{names[0]} names official weights, which running '
+                   f'downloads: list the command in PARSE_ONLY')
   if argv[0] == 'train':
     run = _norm(argv[argv.index('--workdir') + 1])
     argv = argv + _tiny(state.runs[run].config, state.runs[run].kept)

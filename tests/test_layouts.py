@@ -104,7 +104,8 @@ def test_contours_follow_the_groups_and_the_flip(name):
 
 def _segments_cross(a, b, c, d) -> bool:
   def side(p, q, r):
-    return np.sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]))
+    return np.sign((q[0] - p[0]) * (r[1] - p[1]) -
+                   (q[1] - p[1]) * (r[0] - p[0]))
   return (side(a, b, c) * side(a, b, d) < 0 and
           side(c, d, a) * side(c, d, b) < 0)
 
