@@ -35,6 +35,8 @@ from jaxlm.errors import JaxlmError
 
 log = logging.getLogger('jaxlm')
 
+OVERLAY_SIZE = 256  # eval overlay tiles: at least this many pixels a side
+
 
 def _zero_shot_prompts(name, ecfg, image_size, num, data_dir):
   """The layout's mean shape on `num` faces never trained or tested on:
@@ -148,8 +150,8 @@ def evaluate(config, predictor, out_dir, progress=True):
       for i in np.flatnonzero(keep):
         if len(overlays) < ecfg_all.overlays:
           overlays.append(plots.draw_landmarks(
-              batch['image'][i], pred_crop[i],
-              gt=batch['landmarks'][i][has_pos[i]]))
+              batch['image'][i], pred_crop[i], gt=batch['landmarks'][i],
+              layout=layout, legend=not overlays, min_size=OVERLAY_SIZE))
     nmes, base_nmes = np.concatenate(nmes), np.concatenate(base_nmes)
     vis_nmes = np.concatenate(vis_nmes)
     alpha = ecfg_all.fr_alpha

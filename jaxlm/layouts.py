@@ -30,6 +30,10 @@ class Layout:
     flip_pairs: pairs (i, j) swapped by a horizontal flip; points in no pair
       map to themselves.
     groups: named index ranges (jaw, brows, nose, eyes, mouth, pupils).
+    contours: the lines a drawing connects, in drawing order: each a
+      `Contour` of points along one feature (the jaw, one brow, one eye,
+      the nose bridge and base, the outer and inner lip), closed when it
+      goes round; points on none (pupils, COFW's chin) stand alone.
   """
   name: str
   num_points: int
@@ -37,6 +41,7 @@ class Layout:
   pupils: tuple[tuple[int, ...], tuple[int, ...]]
   flip_pairs: tuple[tuple[int, int], ...]
   groups: Mapping[str, tuple[int, ...]]
+  contours: tuple['Contour', ...] = ()
 
   @property
   def flip_permutation(self) -> tuple[int, ...]:
@@ -45,6 +50,15 @@ class Layout:
     for i, j in self.flip_pairs:
       perm[i], perm[j] = j, i
     return tuple(perm)
+
+
+@dataclasses.dataclass(frozen=True)
+class Contour:
+  """Points along one facial feature, in order; `closed`: it goes round
+  (an eye, a lip), so the last point joins the first."""
+  name: str
+  points: tuple[int, ...]
+  closed: bool = False
 
 
 def _r(a: int, b: int) -> tuple[int, ...]:
@@ -80,37 +94,80 @@ _COFW_FLIP = _mirror([(0, 1), (4, 6), (2, 3), (5, 7), (8, 9), (10, 11),
 _AFLW19_FLIP = _mirror([(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9),
                         (12, 14), (15, 17)])
 
+# Left/right below are as seen in the image (the left brow is the image's).
 _WFLW = dict(
     num_points=98, outer_eye_corners=(60, 72), pupils=((96,), (97,)),
     flip_pairs=_WFLW_FLIP,
     groups=dict(jaw=_r(0, 33), brows=_r(33, 51), nose=_r(51, 60),
-                eyes=_r(60, 76), mouth=_r(76, 96), pupils=(96, 97)))
+                eyes=_r(60, 76), mouth=_r(76, 96), pupils=(96, 97)),
+    # brows: upper edge outer -> inner, lower edge back; eyes: from the
+    # outer (left eye) or inner (right eye) corner over the upper lid
+    contours=(Contour('jaw', _r(0, 33)),
+              Contour('left brow', _r(33, 42), True),
+              Contour('right brow', _r(42, 51), True),
+              Contour('nose bridge', _r(51, 55)),
+              Contour('nose base', _r(55, 60)),
+              Contour('left eye', _r(60, 68), True),
+              Contour('right eye', _r(68, 76), True),
+              Contour('outer lip', _r(76, 88), True),
+              Contour('inner lip', _r(88, 96), True)))
 
 _IBUG = dict(
     num_points=68, outer_eye_corners=(36, 45),
     pupils=(_r(36, 42), _r(42, 48)),
     flip_pairs=_IBUG_FLIP,
     groups=dict(jaw=_r(0, 17), brows=_r(17, 27), nose=_r(27, 36),
-                eyes=_r(36, 48), mouth=_r(48, 68)))
+                eyes=_r(36, 48), mouth=_r(48, 68)),
+    contours=(Contour('jaw', _r(0, 17)),
+              Contour('left brow', _r(17, 22)),
+              Contour('right brow', _r(22, 27)),
+              Contour('nose bridge', _r(27, 31)),
+              Contour('nose base', _r(31, 36)),
+              Contour('left eye', _r(36, 42), True),
+              Contour('right eye', _r(42, 48), True),
+              Contour('outer lip', _r(48, 60), True),
+              Contour('inner lip', _r(60, 68), True)))
 
 _COFW = dict(
     num_points=29, outer_eye_corners=(8, 9), pupils=((16,), (17,)),
     flip_pairs=_COFW_FLIP,
     groups=dict(jaw=(28,), brows=_r(0, 8), eyes=_r(8, 16), pupils=(16, 17),
-                nose=_r(18, 22), mouth=_r(22, 28)))
+                nose=_r(18, 22), mouth=_r(22, 28)),
+    # 0-7: brow outer, inner, upper-middle, lower-middle corners (left,
+    # right); 8-15 eye outer, inner corner, upper, lower lid; 18/19 the
+    # nose wings, 20 its tip, 21 the base centre; 22/23 mouth corners,
+    # 24/27 outer upper/lower lip, 25/26 inner; 28 the chin
+    contours=(Contour('left brow', (0, 4, 2, 5), True),
+              Contour('right brow', (1, 6, 3, 7), True),
+              Contour('left eye', (8, 12, 10, 13), True),
+              Contour('right eye', (9, 14, 11, 15), True),
+              Contour('nose base', (18, 21, 19)),
+              Contour('nose tip', (20, 21)),
+              Contour('outer lip', (22, 24, 23, 27), True),
+              Contour('inner lip', (22, 25, 23, 26), True)))
 
 _AFLW19 = dict(
     num_points=19, outer_eye_corners=(6, 11), pupils=((7,), (10,)),
     flip_pairs=_AFLW19_FLIP,
     groups=dict(brows=_r(0, 6), eyes=(6, 8, 9, 11), pupils=(7, 10),
-                nose=_r(12, 15), mouth=_r(15, 18), jaw=(18,)))
+                nose=_r(12, 15), mouth=_r(15, 18), jaw=(18,)),
+    # brows outer -> inner (left) and inner -> outer (right); eye corners
+    # (the pupils 7 and 10 between them stand alone); nose wings and tip;
+    # mouth corners and the inner upper lip; 18 the chin
+    contours=(Contour('left brow', _r(0, 3)),
+              Contour('right brow', _r(3, 6)),
+              Contour('left eye', (6, 8)),
+              Contour('right eye', (9, 11)),
+              Contour('nose', _r(12, 15)),
+              Contour('mouth', _r(15, 18))))
 
 # CelebA / MAFL: left eye, right eye, nose tip, left and right mouth corner
 # (left = image left). Its normaliser is the distance of the eye centres.
 _CELEBA5 = dict(
     num_points=5, outer_eye_corners=(0, 1), pupils=((0,), (1,)),
     flip_pairs=_mirror([(0, 1), (3, 4)]),
-    groups=dict(eyes=(0, 1), nose=(2,), mouth=(3, 4)))
+    groups=dict(eyes=(0, 1), nose=(2,), mouth=(3, 4)),
+    contours=(Contour('mouth', (3, 4)),))
 
 # jaxlm's dense synthetic layout (data/synthetic/canonical.py): 2048 fixed
 # points of the canonical face, the first four its outer eye corners and

@@ -11,6 +11,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxlm import layouts as layouts_lib  # noqa: E402
 from jaxlm import metrics  # noqa: E402
 from jaxlm.errors import JaxlmError  # noqa: E402
 
@@ -36,22 +37,130 @@ def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
   plt.close(fig)
 
 
-def draw_landmarks(image_rgb, points, colour=(0, 255, 0), gt=None,
-                   visible=None, radius=None):
+PREDICTION = (0, 230, 0)  # RGB
+GROUND_TRUTH = (255, 60, 60)
+FACE_BOX = (255, 210, 0)
+
+
+def draw_landmarks(image_rgb, points, colour=PREDICTION, gt=None,
+                   visible=None, radius=None, *, layout=None, box=None,
+                   legend: bool = False, min_size: int = 0,
+                   labels=('prediction', 'ground truth')):
   """Returns a copy of image_rgb with points (and optionally gt) drawn.
 
-  points/gt: (N, 2) pixels. Invisible points (visible False) are hollow.
+  Dots and lines are sized to the face (the box, else the points' extent),
+  not to the image, so a small face in a large photo stays readable.
+
+  Args:
+    image_rgb: (H, W, 3) uint8.
+    points: (N, 2) image pixels; gt: (N, 2) or (M, 2) ground truth, or None.
+    visible: (N,) bool; invisible points are hollow.
+    layout: a layout name or `layouts.Layout` whose contours (jaw, brows,
+      eyes, nose, lips) connect the points (and gt, where it has N points);
+      None or a point count that does not match: dots only.
+    box: (x0, y0, x1, y1) face box, image pixels, drawn as a rectangle.
+    legend: label the colours (prediction, ground truth, face box).
+    min_size: enlarge the image (and coordinates) so its shorter side is at
+      least this many pixels before drawing.
+    labels: the legend's names of `points` and `gt`.
   """
-  img = np.ascontiguousarray(image_rgb).copy()
-  r = radius or max(1, round(min(img.shape[:2]) / 160))
-  if gt is not None:
-    for x, y in np.asarray(gt):
-      cv2.circle(img, (int(round(x)), int(round(y))), r, (255, 60, 60), -1,
-                 cv2.LINE_AA)
-  for i, (x, y) in enumerate(np.asarray(points)):
-    filled = -1 if visible is None or visible[i] else 1
-    cv2.circle(img, (int(round(x)), int(round(y))), r, colour, filled,
-               cv2.LINE_AA)
+  img, scale = enlarge(image_rgb, min_size)
+  points = np.asarray(points, np.float64) * scale
+  gt = None if gt is None else np.asarray(gt, np.float64) * scale
+  box = None if box is None else np.asarray(box, np.float64) * scale
+  face = _face_size(points, gt, box, img.shape)
+  r = radius or max(1, int(round(face / 90)))
+  t = max(1, int(round(face / 250)))
+  contours = _contours(layout)
+  if box is not None:
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    cv2.rectangle(img, (x0, y0), (x1, y1), FACE_BOX, t, cv2.LINE_AA)
+  for pts, col, vis in ((gt, GROUND_TRUTH, None), (points, colour, visible)):
+    if pts is None:
+      continue
+    if len(pts) == contours[1]:
+      for c in contours[0]:
+        line = pts[list(c.points)]
+        if np.isfinite(line).all():
+          cv2.polylines(img, [_fixed(line)], c.closed, col, t, cv2.LINE_AA,
+                        shift=_SHIFT)
+    for i, (x, y) in enumerate(pts):
+      if not np.isfinite([x, y]).all():
+        continue
+      filled = -1 if vis is None or vis[i] else max(1, t)
+      cv2.circle(img, tuple(_fixed([[x, y]])[0]), r << _SHIFT, col, filled,
+                 cv2.LINE_AA, shift=_SHIFT)
+  if legend:
+    items = [(labels[0], colour)]
+    if gt is not None:
+      items.append((labels[1], GROUND_TRUTH))
+    if box is not None:
+      items.append(('face box', FACE_BOX))
+    draw_legend(img, items)
+  return img
+
+
+def enlarge(image_rgb, min_size: int):
+  """(a copy of image_rgb enlarged by a whole factor so its shorter side is
+  at least min_size pixels, the factor); coordinates scale by it."""
+  img = np.ascontiguousarray(image_rgb)
+  side = min(img.shape[:2])
+  if not min_size or side >= min_size:
+    return img.copy(), 1.0
+  scale = float(np.ceil(min_size / side))
+  return cv2.resize(img, (int(img.shape[1] * scale),
+                          int(img.shape[0] * scale)),
+                    interpolation=cv2.INTER_CUBIC), scale
+
+
+_SHIFT = 4  # sub-pixel bits of cv2's fixed-point drawing
+
+
+def _fixed(points) -> np.ndarray:
+  return np.round(np.asarray(points) * (1 << _SHIFT)).astype(np.int32)
+
+
+def _face_size(points, gt, box, shape) -> float:
+  """The face's longer side in pixels: the box's, else the points'."""
+  if box is not None:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+  pts = np.concatenate([p for p in (points, gt) if p is not None])
+  pts = pts[np.isfinite(pts).all(-1)]
+  if len(pts) < 2:
+    return float(min(shape[:2]))
+  return float(max((pts.max(0) - pts.min(0)).max(), 8.0))
+
+
+def _contours(layout) -> tuple[tuple, int]:
+  """(contours, number of points) of a layout name or Layout; ((), -1)
+  for None."""
+  if layout is None:
+    return (), -1
+  lay = layouts_lib.get(layout) if isinstance(layout, str) else layout
+  return lay.contours, lay.num_points
+
+
+def draw_legend(img, items):
+  """Draws [(label, RGB colour)] as a key in the top-left corner, in place,
+  sized to the image."""
+  h, w = img.shape[:2]
+  scale = max(0.35, min(w, h) / 700)
+  thick = max(1, int(round(scale * 1.5)))
+  pad = max(3, int(round(8 * scale)))
+  sizes = [cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0]
+           for label, _ in items]
+  line = max(s[1] for s in sizes) + pad
+  dot = max(2, line // 4)
+  width = 3 * pad + 2 * dot + max(s[0] for s in sizes)
+  height = pad + line * len(items)
+  region = img[:min(h, height), :min(w, width)]
+  region[:] = (region * 0.35).astype(img.dtype)  # dark, see-through key
+  for k, (label, col) in enumerate(items):
+    y = pad + line * k + line // 2
+    cv2.circle(img, (pad + dot, y), dot, col, -1, cv2.LINE_AA)
+    cv2.putText(img, label, (2 * pad + 2 * dot, y + sizes[k][1] // 2),
+                cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                cv2.LINE_AA)
   return img
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 
 from jaxlm import plots
 from jaxlm.errors import JaxlmError
@@ -46,7 +47,9 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
     out: overlay PNG to write; json_path: landmarks JSON to write.
 
   Returns:
-    {'image', 'num_points', 'landmarks' (image pixels), 'box', 'crop',
+    {'image', 'num_points', 'landmarks' (image pixels), 'layout' (the
+    dataset, layout or prompt file used), 'step' (the checkpoint's), 'box'
+    (the face box used, image pixels; None with crop 'none'), 'crop',
     'uncertainty' (pixels, families that have one), and what the family
     describes (`Family.describe`; e.g. the RoI, head pose, camera and 3D
     landmarks of infinite3d; a name 'a/b' is key b of group a)}.
@@ -56,17 +59,21 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
   image = load_image(image_path)
   box = parse_box(box) if box else None
   pred = Predictor(checkpoint)
-  prompts = pred.prompts(layout or pred.datasets[0][0])
+  if not layout:
+    layout = pred.datasets[0][0]
+    log.info('layout %s (the first training dataset; --layout chooses '
+             'another)', layout)
+  prompts = pred.prompts(layout)
   found = pred.detect(image, prompts, box=box, crop=crop == 'face')
   points = found['landmarks']
   described = found['described']
   if out:
-    overlay = plots.draw_landmarks(image, points)
-    plots.save_rgb(out, plots.draw_description(overlay, described, points))
+    plots.save_rgb(out, overlay(image, points, found['box'], described,
+                                _scheme(pred, layout, len(points))))
     log.info('wrote %s', out)
   result = dict(image=str(image_path), num_points=len(points),
-                landmarks=points.round(2).tolist(), box=found['box'],
-                crop=crop)
+                landmarks=points.round(2).tolist(), layout=str(layout),
+                step=pred.step, box=found['box'], crop=crop)
   if found['uncertainty'] is not None:  # per-landmark std, pixels
     result['uncertainty'] = found['uncertainty'].round(3).tolist()
   add_description(result, described, pred.family.name)
@@ -79,3 +86,26 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
                        ) from None
     log.info('wrote %s', json_path)
   return result
+
+
+def _scheme(pred, layout: str, num_points: int):
+  """The landmark layout whose contours the overlay draws: that of the
+  training dataset or layout named, or None (a prompt file's shape)."""
+  from jaxlm import layouts  # pylint: disable=g-import-not-at-top
+  train = pred.config.data.train
+  name = train[layout].layout if layout in train else layout
+  lay = layouts.LAYOUTS.get(name)
+  return lay if lay is not None and lay.num_points == num_points else None
+
+
+def overlay(image, points, box, described, layout=None, min_size=256):
+  """The `--out` picture: the face box, the landmarks joined along the
+  layout's contours, what the family describes (an RoI, head axes) and a
+  legend; an image smaller than `min_size` is enlarged first."""
+  big, s = plots.enlarge(image, min_size)
+  pts = np.asarray(points) * s
+  img = plots.draw_landmarks(big, pts, layout=layout, legend=True,
+                             box=None if box is None else np.asarray(box) * s)
+  scaled = {k: (np.asarray(v) * s if np.ndim(v) == 2 and np.shape(v)[1] == 2
+                else v) for k, v in described.items()}
+  return plots.draw_description(img, scaled, pts)

@@ -82,3 +82,48 @@ def test_flipping_a_real_face_twice_is_the_identity(real_samples):
   # The flipped face's outer eye corners still read left-to-right.
   i, j = layouts.get('300w68').outer_eye_corners
   assert flip(rec.landmarks)[i, 0] < flip(rec.landmarks)[j, 0]
+
+
+@pytest.mark.parametrize('name', sorted(layouts.LAYOUTS))
+def test_contours_follow_the_groups_and_the_flip(name):
+  lay = layouts.get(name)
+  for c in lay.contours:
+    assert len(c.points) >= 2 and len(set(c.points)) == len(c.points), c
+    assert any(set(c.points) <= set(g) for g in lay.groups.values()), c
+  # a mirrored face has the same contours (left brow <-> right brow, ...)
+  perm = lay.flip_permutation
+  shapes = {(frozenset(c.points), c.closed) for c in lay.contours}
+  assert {(frozenset(perm[i] for i in pts), closed)
+          for pts, closed in shapes} == shapes
+  if lay.contours and lay.num_points >= 19:  # every feature point is drawn
+    on = {i for c in lay.contours for i in c.points}
+    for group, idx in lay.groups.items():
+      if group != 'pupils' and len(idx) > 1:
+        assert set(idx) <= on, (group, sorted(set(idx) - on))
+
+
+def _segments_cross(a, b, c, d) -> bool:
+  def side(p, q, r):
+    return np.sign((q[0] - p[0]) * (r[1] - p[1]) -
+                   (q[1] - p[1]) * (r[0] - p[0]))
+  return (side(a, b, c) * side(a, b, d) < 0 and
+          side(c, d, a) * side(c, d, b) < 0)
+
+
+@pytest.mark.parametrize('name', template.SYNTHETIC_LAYOUTS)
+def test_contours_do_not_cross_themselves_on_the_template(name):
+  """Drawn in their order, an eye or a lip is a simple polygon: a wrong
+  point order (corner, corner, upper, lower) crosses itself."""
+  for seed in range(3):
+    f = template.sample_face_params(np.random.default_rng(seed))
+    uv = template.layout_uv(name, f)
+    for c in layouts.get(name).contours:
+      pts = uv[list(c.points)]
+      segs = list(zip(pts[:-1], pts[1:]))
+      if c.closed:
+        segs.append((pts[-1], pts[0]))
+      for i in range(len(segs)):
+        for j in range(i + 2, len(segs)):
+          if c.closed and i == 0 and j == len(segs) - 1:
+            continue  # neighbours through the closing point
+          assert not _segments_cross(*segs[i], *segs[j]), (name, c.name)
