@@ -33,6 +33,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import glob
+import itertools
 import dataclasses
 import io
 import os
@@ -229,6 +231,9 @@ def _need(path: str, state: State, what: str):
   """`path` exists in the repository, was written earlier or is the
   reader's own; DocError otherwise."""
   p = _norm(path)
+  if glob.has_magic(p):  # a pattern: the folder it searches must be there
+    p = '/'.join(itertools.takewhile(lambda part: not glob.has_magic(part),
+                                     p.split('/')))
   if _user_input(p) or p in state.files or p in state.runs or (
       p in state.data_dirs) or (ROOT / p).exists():
     return
