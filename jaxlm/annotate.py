@@ -413,6 +413,7 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
   pending = collections.deque()  # frames in order, awaiting predictions
   waiting = []  # (frame, face index) not yet predicted
   family_name = predictor.family.name
+  scheme = predictor.layout_name(chosen)  # the overlays' contours
 
   with open(records_path, 'a', encoding='utf-8') as rec_file, \
        open(errors_path, 'a', encoding='utf-8') as err_file, \
@@ -433,9 +434,12 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
         elif not f.faces:
           counts['no_face'] += 1
         if overlays and f.frame is None and f.faces and f.error is None:
-          img = f.image
+          img = plots.enlarge(f.image, 256)[0]
+          s = img.shape[0] / f.image.shape[0]
           for r in recs:
-            img = plots.draw_landmarks(img, np.asarray(r['landmarks']))
+            img = plots.draw_landmarks(img, np.asarray(r['landmarks']) * s,
+                                       layout=scheme,
+                                       box=np.asarray(r['box']) * s)
           plots.save_rgb(out / 'overlays' / _overlay_name(f.source), img)
         counts['frames'] += 1
         counts['faces'] += len(f.faces) if f.error is None else 0

@@ -106,7 +106,8 @@ def cmd_predict(args, extra):
   target = _target(args, 'predict')
   result = predict.predict_image(target, args.image, box=args.box,
                                  crop=args.crop, layout=args.layout,
-                                 out=args.out, json_path=args.json)
+                                 out=args.out, json_path=args.json,
+                                 detector=args.detector)
   if not args.out and not args.json:
     print(json.dumps(result))
 
@@ -236,6 +237,9 @@ def build_parser():
   r.add_argument('--image', required=True)
   r.add_argument('--box', help='x0,y0,x1,y1 face box in image pixels')
   r.add_argument('--crop', default='face', help='"face" (default) or "none"')
+  r.add_argument('--detector', default='haar', help='face detector without '
+                 '--box: "haar" (default) or "blazeface" (turned and small '
+                 'faces too), "blazeface-short", "blazeface-back"')
   r.add_argument('--layout', help='training dataset/layout (3D-query models: '
                  'any layout with a query table), or prompts.npy: (N, 2) '
                  'crop units, or (N, 3) canonical 3D points')

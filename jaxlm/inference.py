@@ -21,7 +21,7 @@ import cv2
 import jax
 import numpy as np
 
-from jaxlm import checkpoints, models
+from jaxlm import checkpoints, layouts, models
 from jaxlm.data import crop as crop_lib
 from jaxlm.data import query_tables
 from jaxlm.errors import JaxlmError
@@ -307,6 +307,13 @@ class Predictor:
       var = (np.asarray(std) * self.size)**2
       out['uncertainty'] = np.sqrt(var @ (inv[:, :2]**2).T).astype(np.float32)
     return out
+
+  def layout_name(self, layout) -> str | None:
+    """The landmark layout (`jaxlm.layouts`) of a training dataset or
+    layout name; None for a prompt file or an unknown name."""
+    train = self.config.data.train
+    name = train[layout].layout if layout in train else str(layout)
+    return name if name in layouts.LAYOUTS else None
 
   def layout_prompts(self, layout=None):
     """`prompts(layout)`, cached; None: the first training dataset's."""

@@ -14,7 +14,8 @@ import numpy as np
 
 from jaxlm import plots
 from jaxlm.errors import JaxlmError
-from jaxlm.inference import Predictor, add_description, load_image
+from jaxlm.inference import (Predictor, add_description, detect_faces,
+                             load_image)
 
 log = logging.getLogger('jaxlm')
 
@@ -32,12 +33,15 @@ def parse_box(text: str) -> list[float]:
 
 def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
                   layout: str | None = None, out: str | None = None,
-                  json_path: str | None = None) -> dict:
+                  json_path: str | None = None,
+                  detector: str = 'haar') -> dict:
   """Predicts the landmarks of one image with a run folder's model.
 
   Args:
     checkpoint: a run folder or one of its step folders.
-    box: 'x0,y0,x1,y1' face box in image pixels (default: Haar cascade).
+    box: 'x0,y0,x1,y1' face box in image pixels (default: the largest
+      face `detector` finds: 'haar' or 'blazeface[-short|-back]',
+      `inference.detect_faces`).
     crop: 'face' (crop the box by the official rule) or 'none' (the image
       is the model input).
     layout: a training dataset or layout name, or an (N, 2) `.npy` of
@@ -64,12 +68,19 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
     log.info('layout %s (the first training dataset; --layout chooses '
              'another)', layout)
   prompts = pred.prompts(layout)
+  if box is None and crop == 'face':
+    faces = detect_faces(image, max_faces=1, detector=detector)
+    if not faces:
+      raise JaxlmError(f'no face found by the {detector} detector; pass '
+                       f'--box x0,y0,x1,y1, --crop none, or another '
+                       f'--detector')
+    box = faces[0].box
   found = pred.detect(image, prompts, box=box, crop=crop == 'face')
   points = found['landmarks']
   described = found['described']
   if out:
     plots.save_rgb(out, overlay(image, points, found['box'], described,
-                                _scheme(pred, layout, len(points))))
+                                pred.layout_name(layout)))
     log.info('wrote %s', out)
   result = dict(image=str(image_path), num_points=len(points),
                 landmarks=points.round(2).tolist(), layout=str(layout),
@@ -86,16 +97,6 @@ def predict_image(checkpoint, image_path, *, box=None, crop: str = 'face',
                        ) from None
     log.info('wrote %s', json_path)
   return result
-
-
-def _scheme(pred, layout: str, num_points: int):
-  """The landmark layout whose contours the overlay draws: that of the
-  training dataset or layout named, or None (a prompt file's shape)."""
-  from jaxlm import layouts  # pylint: disable=g-import-not-at-top
-  train = pred.config.data.train
-  name = train[layout].layout if layout in train else layout
-  lay = layouts.LAYOUTS.get(name)
-  return lay if lay is not None and lay.num_points == num_points else None
 
 
 def overlay(image, points, box, described, layout=None, min_size=256):
