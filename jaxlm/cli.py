@@ -294,7 +294,8 @@ def build_parser():
   x.add_argument('--checkpoint')
   x.add_argument('--out', required=True, help='output folder (new or empty)')
   x.add_argument('--format', default='stablehlo', help='"stablehlo" '
-                 '(jax.export; default) or "savedmodel" (TensorFlow)')
+                 '(jax.export; default), "onnx" (jax2onnx, checked with '
+                 'onnxruntime) or "savedmodel" (TensorFlow)')
   x.add_argument('--batch', type=int, default=1,
                  help='batch size of the artifact (0: any)')
   x.add_argument('--layout', help='as for predict (default: the first '

@@ -14,9 +14,17 @@ Formats:
               CPU and, where this jaxlib can lower for them, CUDA and TPU;
               `load` deserialises and calls it. B may be symbolic
               (batch=0): any batch size at call time.
+  onnx        OUT/model.onnx through jax2onnx (opset 23), input `images`,
+              outputs `landmarks`[, `uncertainty`]; checked against the JAX
+              function with onnxruntime when it is installed. Needs
+              `pip install 'jaxlm[export]'` (jax2onnx, onnxruntime).
   savedmodel  a TensorFlow SavedModel (OUT/savedmodel/) through jax2tf,
               signature `serving_default(images) -> {landmarks[,
-              uncertainty]}`; needs tensorflow.
+              uncertainty]}`; needs tensorflow, and a TensorFlow whose
+              StableHLO reads this JAX's (TensorFlow 2.21, the newest on
+              PyPI today, cannot run JAX 0.10's: the export then fails
+              naming the op). TFLite would go through that SavedModel, so
+              it waits for the same TensorFlow.
 OUT/export.json records the format, family, checkpoint step, layout, number
 of points, input size, batch and the crop rule.
 """
@@ -39,7 +47,8 @@ from jaxlm.inference import Predictor, make_predict
 
 log = logging.getLogger('jaxlm')
 
-FORMATS = ('stablehlo', 'savedmodel')
+FORMATS = ('stablehlo', 'onnx', 'savedmodel')
+ONNX_FILE = 'model.onnx'
 STABLEHLO_FILE = 'model.stablehlo'
 META_FILE = 'export.json'
 
@@ -77,6 +86,40 @@ def _export_stablehlo(fn, spec, out: Path) -> list[str]:
     exp = jax_export.export(jax.jit(fn))(spec)
   (out / STABLEHLO_FILE).write_bytes(exp.serialize())
   return list(exp.platforms)
+
+
+def _export_onnx(fn, spec, out: Path) -> list[str]:
+  try:
+    import jax2onnx  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise JaxlmError(f'--format onnx needs jax2onnx ({e}); pip install '
+                     f'"jaxlm[export]"') from None
+  probe = jax.eval_shape(fn, jax.ShapeDtypeStruct(
+      (1,) + tuple(spec.shape[1:]), spec.dtype))
+  names = list(probe)
+  model = jax2onnx.to_onnx(lambda images: tuple(fn(images)[k] for k in names),
+                           [spec], input_names=['images'], output_names=names,
+                           return_mode='proto')
+  (out / ONNX_FILE).write_bytes(model.SerializeToString())
+  try:
+    import onnxruntime  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    log.warning('onnxruntime is not installed: %s was not checked against '
+                'the JAX model', out / ONNX_FILE)
+    return ['onnx']
+  # the artifact must predict what the model predicts
+  batch = spec.shape[0] if isinstance(spec.shape[0], int) else 2
+  x = np.random.default_rng(0).integers(
+      0, 256, (batch,) + tuple(spec.shape[1:]), np.uint8)
+  session = onnxruntime.InferenceSession(str(out / ONNX_FILE))
+  got = session.run(names, {'images': x})
+  want = jax.device_get(jax.jit(fn)(x))
+  err = max(float(np.abs(g - want[k]).max()) for g, k in zip(got, names))
+  if not err <= 1e-3:
+    raise JaxlmError(f'--format onnx: onnxruntime differs from the JAX model '
+                     f'by {err:.3g} crop units (more than 1e-3)')
+  log.info('onnxruntime matches the JAX model to %.2g crop units', err)
+  return ['onnx']
 
 
 def _export_savedmodel(fn, spec, out: Path) -> list[str]:
@@ -119,7 +162,8 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
   empty); returns its export.json record. batch 0: any batch size."""
   if fmt not in FORMATS:
     raise JaxlmError(f'--format {fmt!r}: expected one of {", ".join(FORMATS)}'
-                     f' (TFLite and ONNX are not available yet)')
+                     f' (TFLite is not available: it needs a TensorFlow that '
+                     f'runs this JAX\'s StableHLO, see jaxlm/export.py)')
   if batch < 0:
     raise JaxlmError(f'--batch {batch}: must be >= 0 (0: any batch size)')
   out = Path(os.path.expanduser(str(out)))
@@ -138,7 +182,8 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
     spec = jax.ShapeDtypeStruct((b, s, s, 3), jnp.uint8)
   out.mkdir(parents=True, exist_ok=True)
   try:
-    writer = _export_stablehlo if fmt == 'stablehlo' else _export_savedmodel
+    writer = dict(stablehlo=_export_stablehlo, onnx=_export_onnx,
+                  savedmodel=_export_savedmodel)[fmt]
     platforms = writer(fn, spec, out)
   except JaxlmError:
     shutil.rmtree(out, ignore_errors=True)  # no half-made artifact

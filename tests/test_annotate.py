@@ -221,31 +221,6 @@ def test_list_sources(tmp_path):
   shutil.rmtree(tmp_path / 'm')
 
 
-def test_export_stablehlo_equals_the_model(model, tmp_path, capsys):
-  """The serialized StableHLO, deserialised by jax.export, predicts what
-  the model predicts (any batch size with --batch 0)."""
-  from jaxlm import export
-  crops = np.stack(_faces(3, seed=2, size=32)[:1] * 3)
-  crops[1:] = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3))
-  want = model.predict_crops(crops, model.layout_prompts('syn68'))[0]
-  for batch in ('3', '0'):
-    out = tmp_path / f'b{batch}'
-    assert cli.main(['export', '--checkpoint', str(RUN), '--out', str(out),
-                     '--batch', batch, '--layout', 'syn68']) == 0
-    got = export.load(out)(crops)
-    np.testing.assert_allclose(np.asarray(got['landmarks']), want, atol=1e-5)
-    meta = json.loads((out / 'export.json').read_text())
-    assert meta['num_points'] == 68 and meta['image_size'] == 32
-  assert np.asarray(export.load(tmp_path / 'b0')(crops[:2])['landmarks']
-                    ).shape == (2, 68, 2)
-  assert cli.main(['export', '--checkpoint', str(RUN), '--out',
-                   str(tmp_path / 'b0')]) == 2  # not empty: refused
-  assert cli.main(['export', '--checkpoint', str(RUN), '--out',
-                   str(tmp_path / 'x'), '--format', 'onnx']) == 2
-  err = capsys.readouterr().err
-  assert 'not empty' in err and "--format 'onnx'" in err
-
-
 def test_blazeface_finds_what_haar_misses(model, real_samples, tmp_path):
   """A face rotated by 30 degrees: Haar's frontal cascade misses it,
   BlazeFace (full range) finds it, through the API and annotate alike."""
