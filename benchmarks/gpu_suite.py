@@ -378,6 +378,11 @@ def end_to_end(a, batch, report, clock, opts):
         data={'wflw': tfds('wflw', 'wflw98', 'train')})
     exp = bench.experiment()
     c = bench.config
+    # grain's worker processes must not start a GPU backend of their own
+    # (JAX preallocates most of the device's memory): this process's
+    # backend is up already and keeps its platform
+    os.environ['JAX_PLATFORMS'] = 'cpu'
+    os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
     it = iter(pipeline.train_dataset(
         exp.specs, point_offsets(exp.datasets),
         num_anchors=c.data.num_anchors, image_size=c.data.image_size,

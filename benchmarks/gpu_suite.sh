@@ -16,6 +16,12 @@
 # itself with `pip install -e . --no-deps`. The whole run is stopped after
 # SUITE_TIMEOUT seconds (default 480); the results file is rewritten after
 # every measurement, so a stopped run still leaves what it measured.
+#
+# On a lent device machine (only $OUT comes back): make .whl here once, then
+#   run(command='bash benchmarks/gpu_suite.sh --out $OUT', carry=['.whl'],
+#       timeout_s=560)
+# and copy the returned <date>-<device>.md (and .json) into
+# benchmarks/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
