@@ -56,8 +56,8 @@ TINY = {
                                    stages=1, blocks_per_stage=1,
                                    num_heads=4),
 }
-# also traced with 'dots' (a transformer and a convolutional family)
-DOTS = ('tufa', 'lensmaster:heading_net')
+# also traced with 'dots'
+DOTS = ('tufa',)
 # compiled and run with and without remat (each compile takes seconds on
 # a 2-core CPU: the other families' blocks are checked one by one below)
 NUMERIC = ('tufa',)
