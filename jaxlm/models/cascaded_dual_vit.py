@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jaxlm.models.coord_conv import CoordConv
 from jaxlm.models.double_conv import DoubleConv
 from jaxlm.models.dual_vit import DualViTBlock
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.torch_defaults import conv
 
 
@@ -34,6 +35,8 @@ class CascadedDualViT(nn.Module):
     stages: number of prediction stages (8).
     blocks_per_stage: CoordConv + dual block pairs per stage (2).
     num_heads, patch: of the dual blocks (4, 2).
+    remat: rematerialisation of each dual block and stage merge
+      (`remat.POLICIES`).
   """
   num_points: int
   stages: int = 8
@@ -41,18 +44,22 @@ class CascadedDualViT(nn.Module):
   num_heads: int = 4
   patch: int = 2
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, f, train: bool = False):
     c = f.shape[-1]
+    # (self, x, train): train is static
+    merge = checkpointed(DoubleConv, self.remat, static_argnums=(2,))
+    dual = checkpointed(DualViTBlock, self.remat, static_argnums=(2,))
     logits, h = [], None
     for i in range(self.stages):
-      x = f if i == 0 else DoubleConv(c, dtype=self.dtype, name=f'merge_{i}')(
+      x = f if i == 0 else merge(c, dtype=self.dtype, name=f'merge_{i}')(
           jnp.concatenate([f, h], axis=-1), train)
       for j in range(self.blocks_per_stage):
         x = CoordConv(c, self.dtype, name=f'stage_{i}_coord_{j}')(x)
-        x = DualViTBlock(self.num_heads, self.patch, self.dtype,
-                         name=f'stage_{i}_dual_{j}')(x, train)
+        x = dual(self.num_heads, self.patch, self.dtype,
+                 name=f'stage_{i}_dual_{j}')(x, train)
       h = x
       logits.append(conv(self.num_points, 1, c, True, self.dtype,
                          f'head_{i}')(h))

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.models.attention import dense_init
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.vit import gelu, normalize_images
 
 EPS = 1e-6
@@ -105,6 +106,7 @@ class Stage(nn.Module):
   rates: tuple[float, ...]  # stochastic depth of each block
   downsample: bool
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'  # of each block (`remat.POLICIES`)
 
   @nn.compact
   def __call__(self, x, train=False):
@@ -113,8 +115,9 @@ class Stage(nn.Module):
       x = nn.Conv(self.dim, (2, 2), strides=2, padding='VALID',
                   dtype=self.dtype, kernel_init=dense_init,
                   name='downsample_conv')(x)
+    block = checkpointed(Block, self.remat, static_argnums=(2,))  # train
     for j, rate in enumerate(self.rates):
-      x = Block(rate, self.dtype, name=f'block_{j}')(x, train)
+      x = block(rate, self.dtype, name=f'block_{j}')(x, train)
     return x
 
 
@@ -126,10 +129,12 @@ class ConvNeXt(nn.Module):
     drop_path: stochastic depth rate of the last block (train=True draws
       from the 'dropout' rng).
     dtype: compute dtype.
+    remat: rematerialisation of each block (`remat.POLICIES`).
   """
   variant: str = 'tiny'
   drop_path: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def setup(self):
     cfg = decode_variant(self.variant)
@@ -140,7 +145,7 @@ class ConvNeXt(nn.Module):
                              dtype=self.dtype, kernel_init=dense_init)
     self.stem_norm = nn.LayerNorm(EPS, dtype=self.dtype)
     self.stages = [Stage(d, tuple(rates[starts[i]:starts[i + 1]]), i > 0,
-                         self.dtype) for i, d in enumerate(dims)]
+                         self.dtype, self.remat) for i, d in enumerate(dims)]
     self.final_norm = nn.LayerNorm(EPS, dtype=jnp.float32)
 
   def features(self, images, train=False):

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from jaxlm import losses
 from jaxlm.errors import JaxlmError
 from jaxlm.models.family import Family, compute_dtype
+from jaxlm.models.remat import remat_of
 from jaxlm.models.resnet import ResNetTrunk
 
 # model.variant -> ResNet depth
@@ -75,11 +76,13 @@ class DirectRegression(nn.Module):
     variant: the trunk, 'resnet18'.
     in_channels: 1 (greyscale, the paper) or 3 (RGB).
     dtype: compute dtype of the trunk (the head and outputs are float32).
+    remat: rematerialisation of the trunk's blocks (`remat.POLICIES`).
   """
   num_points: int = 68
   variant: str = 'resnet18'
   in_channels: int = 1
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def mean_shape(self):
     return self.variable('constants', 'mean_shape', jnp.zeros,
@@ -100,7 +103,8 @@ class DirectRegression(nn.Module):
     self.mean_shape()
     x = preprocess(images, self.in_channels)
     x = ResNetTrunk(VARIANTS[self.variant], self.in_channels,
-                    TORCH_BN_MOMENTUM, self.dtype, name='backbone')(x, train)
+                    TORCH_BN_MOMENTUM, self.dtype, self.remat,
+                    name='backbone')(x, train)
     x = x.astype(jnp.float32).mean(axis=(1, 2))  # (B, C)
     head = nn.Dense(2 * self.num_points,
                     kernel_init=_torch_linear_init(x.shape[-1]),
@@ -121,7 +125,8 @@ def defaults():
   return dict(
       variant='resnet18',  # the trunk (VARIANTS)
       in_channels=1,  # 1: greyscale input as the paper; 3: RGB
-      dtype='float32')
+      dtype='float32',
+      remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def build(c, datasets):
@@ -139,7 +144,7 @@ def build(c, datasets):
                      f'neither 1 (greyscale) nor 3 (RGB)')
   return DirectRegression(num_points=int(datasets[0][1]), variant=c.variant,
                           in_channels=int(c.in_channels),
-                          dtype=compute_dtype(c))
+                          dtype=compute_dtype(c), remat=remat_of(c))
 
 
 def _loss(model, train_layouts):

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.models.hrnet import batch_norm
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.torch_defaults import TORCH_BN_MOMENTUM, conv
 
 WIDTHS = (32, 64, 256)
@@ -78,12 +79,14 @@ class HeadingNet(nn.Module):
   """(B, H, W, 3) normalised image -> (B, H / 8, W / 8, widths[-1])."""
   widths: tuple[int, ...] = WIDTHS
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'  # of each unit (`remat.POLICIES`)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = x.astype(self.dtype)
+    unit = checkpointed(IRSEUnit, self.remat, static_argnums=(2,))  # train
     for g, d in enumerate(self.widths):
       for u in range(UNITS_PER_GROUP):
-        x = IRSEUnit(d, 2 if u == 0 else 1, self.dtype,
-                     name=f'group{g}_unit{u}')(x, train)
+        x = unit(d, 2 if u == 0 else 1, self.dtype,
+                 name=f'group{g}_unit{u}')(x, train)
     return x

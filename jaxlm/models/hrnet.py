@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.vit import normalize_images
 
 conv_init = nn.initializers.normal(0.001)
@@ -137,10 +138,15 @@ class HighResolutionModule(nn.Module):
 
 
 class HRNet(nn.Module):
-  """HRNetV2-W18 -> [(B, H/4, W/4, out_dim)] (a one-level feature list)."""
+  """HRNetV2-W18 -> [(B, H/4, W/4, out_dim)] (a one-level feature list).
+
+  `remat` rematerialises each stem Bottleneck and each HighResolutionModule
+  (`remat.POLICIES`).
+  """
   variant: str = 'full'
   out_dim: int = 256
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False):
@@ -152,8 +158,12 @@ class HRNet(nn.Module):
                            train, 'bn1'))
     x = nn.relu(batch_norm(conv(x, 64, 3, 2, name='conv2', dtype=self.dtype),
                            train, 'bn2'))
+    # (self, x, train): train is static
+    bottleneck = checkpointed(Bottleneck, self.remat, static_argnums=(2,))
+    hr_module = checkpointed(HighResolutionModule, self.remat,
+                             static_argnums=(2,))
     for k in range(4):
-      x = Bottleneck(64, downsample=k == 0, dtype=self.dtype,
+      x = bottleneck(64, downsample=k == 0, dtype=self.dtype,
                      name=f'layer1_{k}')(x, train)
     xs, prev = [x], (256,)
     for stage, modules in zip((2, 3, 4), VARIANTS[self.variant]):
@@ -177,8 +187,8 @@ class HRNet(nn.Module):
           new.append(z)
       xs = new
       for m in range(modules):
-        xs = HighResolutionModule(widths, dtype=self.dtype,
-                                  name=f'stage{stage}_{m}')(xs, train)
+        xs = hr_module(widths, dtype=self.dtype,
+                       name=f'stage{stage}_{m}')(xs, train)
       prev = widths
     h, w = xs[0].shape[1:3]
     x = jnp.concatenate([xs[0]] + [upsample(z, h, w) for z in xs[1:]], -1)

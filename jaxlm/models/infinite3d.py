@@ -48,6 +48,7 @@ from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.query_deformer import QueryDeformer
 from jaxlm.models.query_predictor import (PREDICTORS, QueryEncoder,
                                           make_predictor, predict_queries)
+from jaxlm.models.remat import remat_of
 from jaxlm.models.semantic_alignment import point_offsets
 from jaxlm.models.spatial_transformer import SpatialTransformer
 
@@ -88,7 +89,8 @@ class Infinite3D(nn.Module):
     head: '3d' or '2d'; principal_point: the 3D head also predicts it.
     deformer: use D (else the queries go to M unchanged);
       deformer_reference: the index of the dataset D keeps fixed.
-    extractor ... drop_path: as `queries3d.Queries3D`.
+    extractor ... drop_path, remat: as `queries3d.Queries3D` (remat also
+      rematerialises S's localiser blocks).
   """
   datasets: tuple[tuple[str, int], ...] = (('syn98', 98),)
   crop_size: int = 128
@@ -112,6 +114,7 @@ class Infinite3D(nn.Module):
   drop_path: float = 0.0
   offset_prior: float = 0.01
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def setup(self):
     n = sum(k for _, k in self.datasets)
@@ -125,9 +128,10 @@ class Infinite3D(nn.Module):
           out_size=self.crop_size, init_zoom=self.init_zoom,
           depth=self.stn_depth, pool=self.stn_pool,
           padding_mode=self.stn_padding,
-          dtype=self.dtype)
+          dtype=self.dtype, remat=self.remat)
     self.features = queries3d.extractor(self.extractor, self.variant,
-                                        self.drop_path, self.dtype)
+                                        self.drop_path, self.dtype,
+                                        self.remat)
     if self.head == '3d':
       self.pose_camera = head3d.PoseCameraHead(self.principal_point)
     if self.deformer and len(self.datasets) > 1:
@@ -137,7 +141,7 @@ class Infinite3D(nn.Module):
     self.predictor_net = make_predictor(
         self.predictor, self.predictor_width, self.predictor_depth,
         self.predictor_heads, self.dtype,
-        outputs=4 if self.head == '3d' else 3)
+        outputs=4 if self.head == '3d' else 3, remat=self.remat)
 
   def _dataset_ids(self, point_index):
     starts = jnp.array([point_offsets(self.datasets)[name]
@@ -259,7 +263,8 @@ def defaults():
       predictor_heads=8,
       query_dim=64,
       drop_path=0.0,
-      dtype='float32')
+      dtype='float32',
+      remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def build(c, datasets):
@@ -307,7 +312,7 @@ def build(c, datasets):
       predictor_width=width, predictor_depth=int(c.predictor_depth),
       predictor_heads=int(c.predictor_heads), query_dim=int(c.query_dim),
       drop_path=float(c.drop_path), offset_prior=float(c.offset_prior),
-      dtype=compute_dtype(c))
+      dtype=compute_dtype(c), remat=remat_of(c))
 
 
 def _loss(model, train_layouts):

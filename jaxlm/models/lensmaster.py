@@ -56,6 +56,7 @@ from jaxlm.models.cascaded_dual_vit import CascadedDualViT
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.heading_net import HeadingNet
 from jaxlm.models.hrnet import batch_norm
+from jaxlm.models.remat import remat_of
 from jaxlm.models.torch_defaults import TORCH_BN_MOMENTUM, conv
 from jaxlm.models.vit import ViT, decode_variant
 
@@ -77,6 +78,8 @@ class LensMaster(nn.Module):
     stages, blocks_per_stage, num_heads, patch: of the cascade.
     heatmap_weight, coord_weight, smooth_l1_beta, stage_base: the loss's
       settings (read by the family's loss, not by the forward pass).
+    remat: rematerialisation of the backbone's blocks and the cascade's
+      dual blocks (`remat.POLICIES`).
   """
   num_points: int = 98
   backbone: str = 'dinov3'
@@ -92,6 +95,7 @@ class LensMaster(nn.Module):
   smooth_l1_beta: float = 1.0
   stage_base: float = 1.2
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def backbone_map(self, images, train: bool = False):
     """(B, S, S, 3) RGB -> the (B, H, H, width) map the cascade refines
@@ -102,14 +106,15 @@ class LensMaster(nn.Module):
       x = images.astype(jnp.float32)
       if x.shape[1:3] != (s, s):
         x = jax.image.resize(x, (b, s, s, 3), 'bilinear')
-      tokens, _ = ViT(self.variant, dtype=self.dtype, name='encoder')(x)
+      tokens, _ = ViT(self.variant, dtype=self.dtype, remat=self.remat,
+                      name='encoder')(x)
       g = int(round(tokens.shape[1]**0.5))
       f = conv(self.width, 1, tokens.shape[-1], True, self.dtype,
                'projector')(tokens.reshape(b, g, g, -1))
       return nn.relu(batch_norm(f, train, 'projector_bn', TORCH_BN_MOMENTUM))
     x = (images.astype(jnp.float32) / 255.0 - 0.5) / 0.5
-    return HeadingNet((32, 64, self.width), self.dtype, name='encoder')(
-        x, train)
+    return HeadingNet((32, 64, self.width), self.dtype, self.remat,
+                      name='encoder')(x, train)
 
   @nn.compact
   def __call__(self, images, prompts=None, *, point_index=None,
@@ -127,7 +132,8 @@ class LensMaster(nn.Module):
     f = self.backbone_map(images, train)
     logits = CascadedDualViT(self.num_points, self.stages,
                              self.blocks_per_stage, self.num_heads,
-                             self.patch, self.dtype, name='cascade')(f, train)
+                             self.patch, self.dtype, self.remat,
+                             name='cascade')(f, train)
     h = logits.shape[2]  # (T, B, H, H, N)
     cells, probs = jax.vmap(heatmap.soft_argmax)(logits)
     out = dict(stages=heatmap.from_heatmap(cells, h, images.shape[1]),
@@ -158,7 +164,8 @@ def defaults():
       # the document says 0.001
       smooth_l1_beta=1.0,
       stage_base=1.2,  # stage i weighted stage_base^-(T - 1 - i)
-      dtype='float32')
+      dtype='float32',
+      remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def build(c, datasets):
@@ -201,7 +208,8 @@ def build(c, datasets):
                     heatmap_weight=float(c.heatmap_weight),
                     coord_weight=float(c.coord_weight),
                     smooth_l1_beta=float(c.smooth_l1_beta),
-                    stage_base=float(c.stage_base), dtype=compute_dtype(c))
+                    stage_base=float(c.stage_base), dtype=compute_dtype(c),
+                    remat=remat_of(c))
 
 
 def stage_losses(out, target, weight, image_size: int, beta: float = 1.0):

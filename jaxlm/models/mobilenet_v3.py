@@ -69,6 +69,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.vit import normalize_images
 
 # Per block: input channels, kernel, expanded channels, output channels,
@@ -249,11 +250,14 @@ class MobileNetV3(nn.Module):
     width: width multiplier (channels make_divisible(c * width, 8); 1.0 is
       the paper's and torchvision's default).
     dtype: compute dtype (parameters are float32).
+    remat: rematerialisation of each inverted residual block
+      (`remat.POLICIES`).
   """
   variant: str = 'large'
   num_classes: int = 0
   width: float = 1.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False, return_feature_map=False):
@@ -264,9 +268,10 @@ class MobileNetV3(nn.Module):
     x = normalize_images(images, self.dtype)
     x = ConvBN(make_divisible(STEM_CHANNELS * self.width), 3, 2,
                activation='HS', dtype=self.dtype, name='stem')(x, train)
+    block = checkpointed(InvertedResidual, self.remat,
+                         static_argnums=(2,))  # (self, x, train)
     for i, row in enumerate(table):
-      x = InvertedResidual(*row, dtype=self.dtype, name=f'block_{i}')(
-          x, train)
+      x = block(*row, dtype=self.dtype, name=f'block_{i}')(x, train)
     x = ConvBN(LAST_CONV_EXPANSION * table[-1][3], 1, activation='HS',
                dtype=self.dtype, name='last_conv')(x, train)
     feature_map = x

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.models.attention import MultiHeadAttention, torch_linear_init
+from jaxlm.models.remat import checkpointed
 
 
 class PromptDecoderLayer(nn.Module):
@@ -54,11 +55,14 @@ class PromptDecoderLayer(nn.Module):
 
 
 class PromptDecoder(nn.Module):
+  """`num_layers` PromptDecoderLayers, each output through the shared final
+  LayerNorm; `remat` rematerialises each layer (`remat.POLICIES`)."""
   num_layers: int = 6
   num_heads: int = 6
   mlp_dim: int = 1536
   dropout: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, memory, memory_pos, prompts, deterministic=True):
@@ -68,10 +72,11 @@ class PromptDecoder(nn.Module):
     t = jnp.zeros_like(prompts)
     norm = nn.LayerNorm(1e-5, dtype=self.dtype, name='norm')
     outs = []
+    # (self, t, prompts, memory, memory_pos, deterministic): 5 is static
+    layer = checkpointed(PromptDecoderLayer, self.remat, static_argnums=(5,))
     for i in range(self.num_layers):
-      t = PromptDecoderLayer(self.num_heads, self.mlp_dim, self.dropout,
-                             self.dtype, name=f'layers_{i}')(
-                                 t, prompts, memory, memory_pos,
-                                 deterministic)
+      t = layer(self.num_heads, self.mlp_dim, self.dropout, self.dtype,
+                name=f'layers_{i}')(t, prompts, memory, memory_pos,
+                                    deterministic)
       outs.append(norm(t))
     return jnp.stack(outs)

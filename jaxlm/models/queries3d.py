@@ -41,6 +41,7 @@ from jaxlm.models import convnext, mobilenet_v3, resnet, vit
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.query_predictor import (PREDICTORS, QueryEncoder,
                                           make_predictor, predict_queries)
+from jaxlm.models.remat import remat_of
 from jaxlm.models.semantic_alignment import point_offsets
 
 EXTRACTORS = ('convnext', 'mobilenet_v3', 'vit', 'resnet')
@@ -70,12 +71,13 @@ class ResNetDescriptor(nn.Module):
   `return_map`, the C5 map)."""
   depth: int = 18
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False, return_map=False):
     x = vit.normalize_images(images, self.dtype)
-    x = resnet.ResNetTrunk(self.depth, 3, 0.9, self.dtype, name='trunk')(
-        x, train).astype(jnp.float32)
+    x = resnet.ResNetTrunk(self.depth, 3, 0.9, self.dtype, self.remat,
+                           name='trunk')(x, train).astype(jnp.float32)
     return x if return_map else x.mean(axis=(1, 2))
 
 
@@ -84,12 +86,13 @@ class ViTDescriptor(nn.Module):
   `return_map`, the tokens (B, h * w, C))."""
   variant: str = 'S/16'
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False, return_map=False):
     del train
     tokens, _ = vit.ViT(self.variant, pos_init='sincos', dtype=self.dtype,
-                        name='vit')(images)
+                        remat=self.remat, name='vit')(images)
     tokens = tokens.astype(jnp.float32)
     return tokens if return_map else tokens.mean(axis=1)
 
@@ -106,16 +109,18 @@ def feature_map(module, kind: str, images, train):
   return module(images, train, return_map=True)
 
 
-def extractor(kind: str, variant: str, drop_path: float, dtype):
-  """The feature extractor F: images -> f (B, D), float32."""
+def extractor(kind: str, variant: str, drop_path: float, dtype,
+              remat: str = 'none'):
+  """The feature extractor F: images -> f (B, D), float32; `remat`
+  rematerialises its blocks (`remat.POLICIES`)."""
   check_extractor(kind, variant)
   if kind == 'convnext':
-    return convnext.ConvNeXt(variant, drop_path, dtype)
+    return convnext.ConvNeXt(variant, drop_path, dtype, remat)
   if kind == 'mobilenet_v3':
-    return mobilenet_v3.MobileNetV3(variant, dtype=dtype)
+    return mobilenet_v3.MobileNetV3(variant, dtype=dtype, remat=remat)
   if kind == 'vit':
-    return ViTDescriptor(variant, dtype)
-  return ResNetDescriptor(int(variant), dtype)
+    return ViTDescriptor(variant, dtype, remat)
+  return ResNetDescriptor(int(variant), dtype, remat)
 
 
 class Queries3D(nn.Module):
@@ -135,6 +140,8 @@ class Queries3D(nn.Module):
     descriptor_dim: the width of f with pool 'flatten' (768, the paper's).
     drop_path: ConvNeXt's stochastic depth rate.
     dtype: compute dtype (parameters and outputs float32).
+    remat: rematerialisation of F's blocks and P's transformer blocks
+      (`remat.POLICIES`).
   """
   datasets: tuple[tuple[str, int], ...] = (('syn98', 98),)
   extractor: str = 'convnext'
@@ -148,6 +155,7 @@ class Queries3D(nn.Module):
   descriptor_dim: int = 768
   drop_path: float = 0.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def setup(self):
     n = sum(k for _, k in self.datasets)
@@ -156,7 +164,7 @@ class Queries3D(nn.Module):
     self.mean_shape = self.variable('constants', 'mean_shape', jnp.full,
                                     (n, 2), 0.5, jnp.float32)
     self.features = extractor(self.extractor, self.variant,
-                              self.drop_path, self.dtype)
+                              self.drop_path, self.dtype, self.remat)
     if self.pool == 'flatten':
       self.flat_norm = nn.LayerNorm(1e-6)
       self.flat_proj = nn.Dense(self.descriptor_dim, dtype=self.dtype,
@@ -167,7 +175,7 @@ class Queries3D(nn.Module):
     self.query_encoder = QueryEncoder(self.query_dim, self.dtype)
     self.head = make_predictor(self.predictor, self.predictor_width,
                                self.predictor_depth, self.predictor_heads,
-                               self.dtype)
+                               self.dtype, remat=self.remat)
 
   def __call__(self, images, prompts=None, *, point_index=None,
                train: bool = False):
@@ -230,7 +238,8 @@ def defaults():
       pool='mean',  # f from F's map: 'mean' (the paper's) or 'flatten'
       descriptor_dim=768,  # width of f with pool 'flatten'
       drop_path=0.0,
-      dtype='float32')
+      dtype='float32',
+      remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def build(c, datasets):
@@ -257,7 +266,8 @@ def build(c, datasets):
       predictor_depth=int(c.predictor_depth),
       predictor_heads=int(c.predictor_heads), query_dim=int(c.query_dim),
       pool=c.pool, descriptor_dim=int(c.descriptor_dim),
-      drop_path=float(c.drop_path), dtype=compute_dtype(c))
+      drop_path=float(c.drop_path), dtype=compute_dtype(c),
+      remat=remat_of(c))
 
 
 def _loss(model, train_layouts):

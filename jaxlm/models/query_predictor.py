@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.vit import Block
 
 PREDICTORS = ('mlp', 'transformer')
@@ -83,27 +84,30 @@ class TransformerPredictor(nn.Module):
   mlp_ratio: int = 4
   dtype: jnp.dtype = jnp.float32
   outputs: int = 3
+  remat: str = 'none'  # of each block (`remat.POLICIES`)
 
   @nn.compact
   def __call__(self, x):
     x = nn.Dense(self.width, dtype=self.dtype, kernel_init=mlp_init,
                  name='embed')(x)
+    block = checkpointed(Block, self.remat)
     for i in range(self.depth):
-      x = Block(self.heads, self.mlp_ratio * self.width, self.dtype,
+      x = block(self.heads, self.mlp_ratio * self.width, self.dtype,
                 name=f'block{i}')(x)
     x = nn.LayerNorm(1e-6, dtype=self.dtype, name='norm')(x)
     return _output(x, self.outputs)
 
 
 def make_predictor(kind: str, width: int, depth: int, heads: int, dtype,
-                   outputs: int = 3) -> nn.Module:
+                   outputs: int = 3, remat: str = 'none') -> nn.Module:
   """P of `kind` ('mlp' or 'transformer'; ValueError naming the known
-  ones otherwise)."""
+  ones otherwise); `remat` rematerialises the transformer's blocks (the
+  MLP's layers are too small to be worth it)."""
   if kind == 'mlp':
     return MLPPredictor(width, depth, dtype, outputs=outputs)
   if kind == 'transformer':
     return TransformerPredictor(width, depth, heads, dtype=dtype,
-                                outputs=outputs)
+                                outputs=outputs, remat=remat)
   raise ValueError(f'unknown predictor {kind!r}; known: '
                    f'{", ".join(PREDICTORS)}')
 

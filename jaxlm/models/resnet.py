@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxlm.models.hrnet import BasicBlock, Bottleneck, batch_norm, conv
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.vit import normalize_images
 
 DEPTHS = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
@@ -43,10 +44,15 @@ def check_depth(depth: int):
                      f'{", ".join(map(str, DEPTHS))}')
 
 
-def stages(x, depth: int, train: bool, dtype, momentum: float = 0.99):
+def stages(x, depth: int, train: bool, dtype, momentum: float = 0.99,
+           remat: str = 'none'):
   """Stem and stages C2..C5 of ResNet-`depth`, as submodules of the calling
-  module (torchvision's names); x is the normalised input. -> [C2..C5]."""
+  module (torchvision's names); x is the normalised input; `remat`
+  rematerialises each block (`remat.POLICIES`). -> [C2..C5]."""
   kind, counts = DEPTHS[depth]
+  # (self, x, train): train is static
+  basic = checkpointed(BasicBlock, remat, static_argnums=(2,))
+  bottleneck = checkpointed(Bottleneck, remat, static_argnums=(2,))
   x = nn.relu(batch_norm(conv(x, 64, 7, 2, name='conv1', dtype=dtype), train,
                          'bn1', momentum))
   x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
@@ -58,13 +64,12 @@ def stages(x, depth: int, train: bool, dtype, momentum: float = 0.99):
       name = f'layer{stage + 1}_{k}'
       if kind == 'basic':
         down = k == 0 and (stride != 1 or channels != planes)
-        x = BasicBlock(planes, stride, down, dtype, momentum,
-                       name=name)(x, train)
+        x = basic(planes, stride, down, dtype, momentum, name=name)(x, train)
         channels = planes
       else:
         down = k == 0 and (stride != 1 or channels != 4 * planes)
-        x = Bottleneck(planes, stride, down, dtype, momentum,
-                       name=name)(x, train)
+        x = bottleneck(planes, stride, down, dtype, momentum, name=name)(
+            x, train)
         channels = 4 * planes
     levels.append(x)
   return levels
@@ -76,6 +81,7 @@ class ResNet(nn.Module):
   depth: int = 34
   out_dim: int = 256
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False):
@@ -86,7 +92,8 @@ class ResNet(nn.Module):
     x = normalize_images(images).astype(self.dtype)
     return [conv(c, self.out_dim // 4, 1, bias=True, name=f'lateral_{k}',
                  dtype=self.dtype)
-            for k, c in enumerate(stages(x, self.depth, train, self.dtype))]
+            for k, c in enumerate(stages(x, self.depth, train, self.dtype,
+                                         remat=self.remat))]
 
 
 class ResNetTrunk(nn.Module):
@@ -98,11 +105,13 @@ class ResNetTrunk(nn.Module):
     in_channels: channels the input must have (1: greyscale).
     momentum: BatchNorm momentum, flax convention (0.9 = torch's 0.1).
     dtype: compute dtype.
+    remat: rematerialisation of each block (`remat.POLICIES`).
   """
   depth: int = 18
   in_channels: int = 3
   momentum: float = 0.9
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x, train=False):
@@ -111,4 +120,4 @@ class ResNetTrunk(nn.Module):
       raise ValueError(f'ResNet trunk of {self.in_channels} input channels '
                        f'got an input of {x.shape[-1]}')
     return stages(x.astype(self.dtype), self.depth, train, self.dtype,
-                  self.momentum)[-1]
+                  self.momentum, self.remat)[-1]

@@ -38,6 +38,7 @@ from jaxlm.models import patch_gather
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.hrnet import HRNet
 from jaxlm.models.prompt_decoder import PromptDecoder
+from jaxlm.models.remat import remat_of
 from jaxlm.models.resnet import ResNet
 from jaxlm.models.vit import ViT
 
@@ -60,13 +61,14 @@ class ViTMap(nn.Module):
   dtype: jnp.dtype = jnp.float32
   pos_init: str = 'random'
   pos_init_scale: float = 1.0
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False):
     del train
     tokens, _ = ViT(self.variant, pos_init=self.pos_init,
                     pos_init_scale=self.pos_init_scale, dtype=self.dtype,
-                    name='vit')(images)
+                    remat=self.remat, name='vit')(images)
     b, n, c = tokens.shape
     g = int(round(n**0.5))
     x = tokens.reshape(b, g, g, c)
@@ -76,15 +78,15 @@ class ViTMap(nn.Module):
 
 
 def make_backbone(name: str, out_dim: int, dtype, pos_init='random',
-                  pos_init_scale=1.0):
+                  pos_init_scale=1.0, remat='none'):
   if name == 'hrnet_lite':
-    return HRNet('lite', out_dim, dtype, name='backbone')
+    return HRNet('lite', out_dim, dtype, remat, name='backbone')
   if name == 'hrnet':
-    return HRNet('full', out_dim, dtype, name='backbone')
+    return HRNet('full', out_dim, dtype, remat, name='backbone')
   if name in ('resnet34', 'resnet50'):
-    return ResNet(int(name[6:]), out_dim, dtype, name='backbone')
+    return ResNet(int(name[6:]), out_dim, dtype, remat, name='backbone')
   if name.startswith('vit:'):
-    return ViTMap(name[4:], out_dim, dtype, pos_init, pos_init_scale,
+    return ViTMap(name[4:], out_dim, dtype, pos_init, pos_init_scale, remat,
                   name='backbone')
   raise ValueError(f'unknown SLPT backbone {name!r}; known: '
                    f'{", ".join(BACKBONES)}')
@@ -128,6 +130,8 @@ class SLPT(nn.Module):
     half_sizes: per-stage patch half-size in crop units (DSLPT: the first
       stage's only; later ones follow the predicted variances).
     dtype: compute dtype.
+    remat: rematerialisation of the backbone's blocks and the transformer's
+      layers (`remat.POLICIES`).
   """
   num_points: int = 98
   backbone: str = 'hrnet_lite'
@@ -141,6 +145,7 @@ class SLPT(nn.Module):
   dtype: jnp.dtype = jnp.float32
   pos_init: str = 'random'  # ViT backbones from scratch: 'sincos' helps
   pos_init_scale: float = 1.0
+  remat: str = 'none'
 
   convention = 'slpt'  # patch_gather convention
   patch_bias = False  # bias of the patch convolution
@@ -190,12 +195,13 @@ class SLPT(nn.Module):
       queries = jnp.broadcast_to(queries, (b,) + queries.shape)
       structure = structure[None]
     feature_maps = make_backbone(self.backbone, self.width, self.dtype,
-                                 self.pos_init, self.pos_init_scale)(
-                                     images, train)
+                                 self.pos_init, self.pos_init_scale,
+                                 self.remat)(images, train)
     embed = PatchEmbed(self.width, self.patch_bias, self.dtype,
                        name='patch_embed')
     decoder = PromptDecoder(self.num_layers, self.num_heads, self.mlp_dim,
-                            self.dropout, self.dtype, name='transformer')
+                            self.dropout, self.dtype, self.remat,
+                            name='transformer')
     head = self.make_head()
     half = self.half_sizes[0]
     stages = []
@@ -234,7 +240,8 @@ def defaults(backbone: str = 'hrnet_lite'):
       half_sizes=(0.125, 0.0625, 0.03125),
       # position embedding of a ViT backbone trained from scratch
       pos_init='random', pos_init_scale=1.0,
-      dtype='float32')
+      dtype='float32',
+      remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def builder(cls):
@@ -252,7 +259,7 @@ def builder(cls):
                mlp_dim=c.mlp_dim, dropout=c.dropout, patch=c.patch,
                half_sizes=tuple(float(h) for h in c.half_sizes),
                dtype=compute_dtype(c), pos_init=c.pos_init,
-               pos_init_scale=c.pos_init_scale)
+               pos_init_scale=c.pos_init_scale, remat=remat_of(c))
   return build
 
 

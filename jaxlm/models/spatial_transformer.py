@@ -121,6 +121,7 @@ class SpatialTransformer(nn.Module):
     padding_mode: 'zeros' or 'border', of the sampler.
     dtype: compute dtype of the localiser's trunk (the head, theta and the
       sampler are float32).
+    remat: rematerialisation of the trunk's blocks (`remat.POLICIES`).
   """
   out_size: int
   kind: str = 'similarity'
@@ -130,6 +131,7 @@ class SpatialTransformer(nn.Module):
   depth: int = 18
   padding_mode: str = 'zeros'
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images, train=False):
@@ -144,7 +146,8 @@ class SpatialTransformer(nn.Module):
     b, _, _, c = x.shape
     small = jax.image.resize(
         x, (b, self.localiser_size, self.localiser_size, c), 'bilinear')
-    f = ResNetTrunk(self.depth, 3, 0.9, self.dtype, name='trunk')(
+    f = ResNetTrunk(self.depth, 3, 0.9, self.dtype, self.remat,
+                    name='trunk')(
         vit.normalize_images(small, self.dtype), train)
     f = f.astype(jnp.float32)
     if self.pool == 'flatten':

@@ -22,6 +22,7 @@ from jaxlm import losses
 from jaxlm.models.attention import dense_init
 from jaxlm.models.family import Family, compute_dtype
 from jaxlm.models.prompt_decoder import PromptDecoder
+from jaxlm.models.remat import remat_of
 from jaxlm.models.semantic_alignment import SemanticAlignment
 from jaxlm.models.structure_prompt import encode_prompts
 from jaxlm.models.vit import ViT, decode_variant
@@ -55,6 +56,8 @@ class TUFA(nn.Module):
       by the 'sincos' position-embedding init.
     pos_init_scale: amplitude of the 'sincos' position-embedding init.
     dtype: compute dtype (parameters stay float32; outputs are float32).
+    remat: rematerialisation of the ViT blocks and decoder layers
+      (`remat.POLICIES`).
   """
   variant: str = 'S/16'
   datasets: tuple[tuple[str, int], ...] = (('wflw', 98),)
@@ -67,6 +70,7 @@ class TUFA(nn.Module):
   prompt_temperature: float = 10000.0
   pos_init_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   def setup(self):
     self.width = decode_variant(self.variant)['width']
@@ -74,10 +78,11 @@ class TUFA(nn.Module):
                        pos_init=self.pos_init,
                        pos_temperature=self.prompt_temperature,
                        pos_init_scale=self.pos_init_scale,
-                       dtype=self.dtype)
+                       dtype=self.dtype, remat=self.remat)
     self.alignment = SemanticAlignment(self.datasets)
     self.decoder = PromptDecoder(self.decoder_layers, self.decoder_heads,
-                                 self.decoder_mlp, 0.0, self.dtype)
+                                 self.decoder_mlp, 0.0, self.dtype,
+                                 self.remat)
     self.head = CoordinateHead(self.head_hidden)
 
   def __call__(self, images, prompts=None, *, point_index=None,
@@ -112,7 +117,8 @@ def _defaults():
   return dict(variant='S/16', decoder_layers=6, decoder_heads=6,
               decoder_mlp=1536, head_hidden=256, pos_resize='dino',
               pos_init='random', prompt_temperature=10000.0,
-              pos_init_scale=1.0, dtype='float32')
+              pos_init_scale=1.0, dtype='float32',
+              remat='none')  # 'blocks' | 'dots': `remat.POLICIES`
 
 
 def _build(c, datasets):
@@ -121,7 +127,8 @@ def _build(c, datasets):
               decoder_mlp=c.decoder_mlp, head_hidden=c.head_hidden,
               pos_resize=c.pos_resize, pos_init=c.pos_init,
               prompt_temperature=c.prompt_temperature,
-              pos_init_scale=c.pos_init_scale, dtype=compute_dtype(c))
+              pos_init_scale=c.pos_init_scale, dtype=compute_dtype(c),
+              remat=remat_of(c))
 
 
 def _loss(model, train_layouts):

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.models.attention import attend, dense_init
+from jaxlm.models.remat import checkpointed
 from jaxlm.models.structure_prompt import encode_prompts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -194,16 +195,19 @@ class Block(nn.Module):
   """Pre-norm ViT block: x + ls1 attn(norm1(x)); x + ls2 mlp(norm2(x)).
 
   LayerScale (ls1, ls2: per-channel gains, DINOv2) only when `layerscale`.
+  `rope_prefix`: the tokens before the patches (CLS, registers) that the
+  rotary embedding leaves alone.
   """
   num_heads: int
   mlp_dim: int
   dtype: jnp.dtype = jnp.float32
   layerscale: bool = False
   eps: float = 1e-6
+  rope_prefix: int = 0
 
   @nn.compact
   def __call__(self, x, rope=None):
-    """rope: None or (cos, sin, prefix) to rotate q and k (DINOv3)."""
+    """rope: None or (cos, sin) to rotate q and k (DINOv3)."""
     c = x.shape[-1]
     ln = lambda name: nn.LayerNorm(self.eps, dtype=self.dtype, name=name)
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype,
@@ -213,9 +217,9 @@ class Block(nn.Module):
     y = ln('norm1')(x)
     q, k, v = jnp.split(dense(3 * c, 'qkv')(y), 3, axis=-1)
     if rope is not None:
-      cos, sin, prefix = rope
-      q = apply_rope(q, cos, sin, self.num_heads, prefix)
-      k = apply_rope(k, cos, sin, self.num_heads, prefix)
+      cos, sin = rope
+      q = apply_rope(q, cos, sin, self.num_heads, self.rope_prefix)
+      k = apply_rope(k, cos, sin, self.num_heads, self.rope_prefix)
     x = x + scale('ls1') * dense(c, 'proj')(attend(q, k, v, self.num_heads))
     y = ln('norm2')(x)
     y = gelu(dense(self.mlp_dim, 'fc1')(y))
@@ -252,6 +256,7 @@ class ViT(nn.Module):
 
   pos_init: 'random' (truncated normal, as DINO) or 'sincos' (see
   `sincos_pos_embed_init`); only matters when not loading weights.
+  remat: rematerialisation of the blocks (`remat.POLICIES`).
   """
   variant: str = 'S/16'
   pos_resize: str = 'dino'
@@ -259,6 +264,7 @@ class ViT(nn.Module):
   pos_temperature: float = 10000.0
   pos_init_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, images):
@@ -278,7 +284,7 @@ class ViT(nn.Module):
       # decoder's cross-attention keys get the structure-prompt encoding of
       # each patch centre, the coordinate system of the prompts themselves.
       cos, sin = rope_tables(gh, gw, c // cfg['num_heads'], cfg['rope'])
-      rope = (cos, sin, 1 + r)
+      rope = (cos, sin)
       centres = jnp.asarray(patch_centres(gh, gw)[:, ::-1])  # (x, y)
       patch_pos = encode_prompts(centres, c, self.pos_temperature)[None]
       cls = self.param('cls_token', dense_init, (1, 1, c))
@@ -303,8 +309,10 @@ class ViT(nn.Module):
       reg = self.param('register_tokens', dense_init, (1, r, c))
       x = jnp.concatenate([x[:, :1], jnp.broadcast_to(reg, (b, r, c)).astype(
           x.dtype), x[:, 1:]], axis=1)
+    block = checkpointed(Block, self.remat)
     for i in range(cfg['depth']):
-      x = Block(cfg['num_heads'], cfg['mlp_dim'], self.dtype,
-                bool(cfg['layerscale']), eps, name=f'blocks_{i}')(x, rope)
+      x = block(cfg['num_heads'], cfg['mlp_dim'], self.dtype,
+                bool(cfg['layerscale']), eps, 1 + r, name=f'blocks_{i}')(
+                    x, rope)
     x = nn.LayerNorm(eps, dtype=self.dtype, name='norm')(x)
     return x[:, 1 + r:], patch_pos

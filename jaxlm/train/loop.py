@@ -193,6 +193,12 @@ def model_settings(family, model_config) -> dict:
   return json.loads(json.dumps(dict(model_config)))
 
 
+# model settings that change how a step computes, not what it computes or
+# the parameters: a run may resume or start from another with them changed
+# (e.g. `model.remat` switched on after running out of memory)
+COMPUTE_ONLY = ('remat',)
+
+
 def setting_differences(family, mine, theirs, ignore=()):
   """[(key, mine, theirs)] of the model settings that differ (JSON values,
   missing keys at the family's defaults), in key order."""
@@ -236,7 +242,8 @@ def load_pretrained(path, exp: Experiment, state):
   where = f'config key init.checkpoint={path}'
   run = checkpoints.load_run(path)
   differ = setting_differences(exp.family, exp.config.model,
-                               run.config.model, ignore=('dtype',))
+                               run.config.model,
+                               ignore=('dtype',) + COMPUTE_ONLY)
   if differ:
     raise JaxlmError(f'{where}: model settings differ from the pretrained '
                      f'run: ' + ', '.join(f'model.{k}={a!r} vs {b!r}'
@@ -338,7 +345,8 @@ def _check_same_run(exp: Experiment, workdir: Path):
   saved_cfg, saved_datasets = checkpoints.read_run_metadata(workdir)
   differ = [(f'model.{k}', b, a) for k, a, b in
             setting_differences(exp.family, exp.config.model,
-                                saved_cfg.get('model', {}))]
+                                saved_cfg.get('model', {}),
+                                ignore=COMPUTE_ONLY)]
   differ += _dataset_differences(saved_datasets, exp.datasets)
   saved_frozen = frozen_patterns(saved_cfg) if 'train' in saved_cfg else ()
   frozen = frozen_patterns(exp.config)
