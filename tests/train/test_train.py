@@ -64,7 +64,8 @@ def test_other_model_in_workdir_is_an_error(tmp_path, tiny):
   train(tiny(steps=2), tmp_path, progress=False)
   c = tiny(steps=2)
   c.model.decoder_layers = 3
-  with pytest.raises(JaxlmError, match='different model'):
+  with pytest.raises(JaxlmError, match=r'cannot resume; saved -> now: '
+                     r'model\.decoder_layers: 2 -> 3'):
     train(c, tmp_path, progress=False)
 
 
