@@ -42,7 +42,6 @@ import resource
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.config import load_config
