@@ -128,7 +128,7 @@ def test_family_record_build_and_loss():
   fam = models.get('regression')
   c = fam.default_config()
   assert dict(c) == dict(name='regression', variant='resnet18',
-                         in_channels=1, dtype='float32')
+                         in_channels=1, dtype='float32', remat='none')
   assert not fam.anchor_masking and fam.uncertainty is None
   model = models.build(c, (('w300', 68),))
   assert isinstance(model, DirectRegression) and model.num_points == 68
