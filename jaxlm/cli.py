@@ -130,7 +130,7 @@ def cmd_annotate(args, extra):
 
 
 def cmd_export(args, extra):
-  """A run's model -> a serving artifact (StableHLO or SavedModel)."""
+  """A run's model -> a serving artifact (StableHLO, ONNX, SavedModel or TFLite)."""
   del extra
   from jaxlm import export
   target = _target(args, 'export')
@@ -295,7 +295,8 @@ def build_parser():
   x.add_argument('--out', required=True, help='output folder (new or empty)')
   x.add_argument('--format', default='stablehlo', help='"stablehlo" '
                  '(jax.export; default), "onnx" (jax2onnx, checked with '
-                 'onnxruntime) or "savedmodel" (TensorFlow)')
+                 'onnxruntime), "savedmodel" (TensorFlow) or "tflite" (TFLite '
+                 'builtins; fixed --batch)')
   x.add_argument('--batch', type=int, default=1,
                  help='batch size of the artifact (0: any)')
   x.add_argument('--layout', help='as for predict (default: the first '

@@ -20,19 +20,30 @@ Formats:
               `pip install 'jaxlm[export]'` (jax2onnx, onnxruntime).
   savedmodel  a TensorFlow SavedModel (OUT/savedmodel/) through jax2tf,
               signature `serving_default(images) -> {landmarks[,
-              uncertainty]}`; needs tensorflow, and a TensorFlow whose
-              StableHLO reads this JAX's (TensorFlow 2.21, the newest on
-              PyPI today, cannot run JAX 0.10's: the export then fails
-              naming the op). TFLite would go through that SavedModel, so
-              it waits for the same TensorFlow.
+              uncertainty]}`; needs tensorflow (`pip install
+              tensorflow-cpu`). Run once by TensorFlow before it counts as
+              written.
+  tflite      OUT/model.tflite (TFLite builtin ops only, so the plain
+              LiteRT runtime runs it), converted from that SavedModel;
+              fixed batch; checked against the JAX function with
+              TensorFlow's TFLite interpreter.
+SavedModel and TFLite carry the model as StableHLO inside TensorFlow's
+XlaCallModule op. jax.export writes StableHLO for consumers at most four
+weeks older than this JAX, which TensorFlow releases lag behind (TF 2.21
+cannot read JAX 0.10's `vhlo.composite_v2`); for these two formats the
+StableHLO is written for StableHLO's 12-week compatibility window instead
+(`_tensorflow_stablehlo`). A TensorFlow too old even for that fails the
+run-check with one error naming the op.
 OUT/export.json records the format, family, checkpoint step, layout, number
 of points, input size, batch and the crop rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import tempfile
 import os
 import re
 import shutil
@@ -47,8 +58,9 @@ from jaxlm.inference import Predictor, make_predict
 
 log = logging.getLogger('jaxlm')
 
-FORMATS = ('stablehlo', 'onnx', 'savedmodel')
+FORMATS = ('stablehlo', 'onnx', 'savedmodel', 'tflite')
 ONNX_FILE = 'model.onnx'
+TFLITE_FILE = 'model.tflite'
 STABLEHLO_FILE = 'model.stablehlo'
 META_FILE = 'export.json'
 
@@ -122,38 +134,109 @@ def _export_onnx(fn, spec, out: Path) -> list[str]:
   return ['onnx']
 
 
-def _export_savedmodel(fn, spec, out: Path) -> list[str]:
+@contextlib.contextmanager
+def _tensorflow_stablehlo():
+  """Within the block, jax.export serialises StableHLO for StableHLO's
+  12-week compatibility window rather than its 4-week default, which
+  TensorFlow releases cannot read yet. JAX has no public switch for the
+  target version: this sets the one function its serialiser asks, and
+  leaves everything as it was when JAX's internals differ."""
+  try:
+    from jax._src.export import _export  # pylint: disable=g-import-not-at-top
+    hlo = _export.hlo
+    ask = hlo.get_version_from_compatibility_requirement
+    week12 = hlo.StablehloCompatibilityRequirement.WEEK_12
+  except (ImportError, AttributeError):
+    yield
+    return
+  hlo.get_version_from_compatibility_requirement = lambda _: ask(week12)
+  try:
+    yield
+  finally:
+    hlo.get_version_from_compatibility_requirement = ask
+
+
+def _import_tensorflow(fmt: str):
   try:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise JaxlmError(f'--format savedmodel needs tensorflow ({e}); pip '
-                     f'install tensorflow-cpu') from None
+    raise JaxlmError(f'--format {fmt} needs tensorflow ({e}); pip install '
+                     f'tensorflow-cpu') from None
+  return tf, jax2tf
+
+
+def _check_close(fmt: str, got: dict, want: dict):
+  """The artifact must predict what the JAX model predicts (<= 1e-3 crop
+  units)."""
+  err = max(float(np.abs(np.asarray(got[k]) - want[k]).max()) for k in want)
+  if not err <= 1e-3:
+    raise JaxlmError(f'--format {fmt}: the artifact differs from the JAX '
+                     f'model by {err:.3g} crop units (more than 1e-3)')
+  log.info('%s matches the JAX model to %.2g crop units', fmt, err)
+
+
+def _example(spec, batch=None):
+  batch = batch or (spec.shape[0] if isinstance(spec.shape[0], int) else 2)
+  return np.random.default_rng(0).integers(
+      0, 256, (batch,) + tuple(spec.shape[1:]), np.uint8)
+
+
+def _write_savedmodel(fn, spec, folder: Path, fmt: str):
+  """jax2tf's SavedModel of `fn` in `folder`, run once by TensorFlow and
+  compared with the JAX function; returns TensorFlow."""
+  tf, jax2tf = _import_tensorflow(fmt)
   batch = None if not isinstance(spec.shape[0], int) else spec.shape[0]
   poly = None if batch is not None else ['(b, ...)']
   module = tf.Module()
-  module.serve = tf.function(
-      jax2tf.convert(fn, polymorphic_shapes=poly,
-                     native_serialization_platforms=('cpu', 'cuda')),
-      input_signature=[tf.TensorSpec((batch,) + spec.shape[1:], tf.uint8,
-                                     name='images')], autograph=False)
-  tf.saved_model.save(module, str(out / 'savedmodel'),
-                      signatures={'serving_default': module.serve})
+  with _tensorflow_stablehlo():
+    module.serve = tf.function(
+        jax2tf.convert(fn, polymorphic_shapes=poly,
+                       native_serialization_platforms=('cpu', 'cuda')),
+        input_signature=[tf.TensorSpec((batch,) + spec.shape[1:], tf.uint8,
+                                       name='images')], autograph=False)
+    tf.saved_model.save(module, str(folder),
+                        signatures={'serving_default': module.serve})
   # TensorFlow runs the StableHLO inside (XlaCallModule) with its own
   # StableHLO version: check that it can, once, before calling it written.
-  served = tf.saved_model.load(str(out / 'savedmodel'))
-  zeros = tf.zeros((batch or 1,) + tuple(spec.shape[1:]), tf.uint8)
+  served = tf.saved_model.load(str(folder))
+  x = _example(spec)
   try:
-    served.signatures['serving_default'](images=zeros)
+    got = served.signatures['serving_default'](images=tf.constant(x))
   except Exception as e:  # pylint: disable=broad-except
     text = str(e)
     op = re.search(r'current operation: %\S+ = "([\w.]+)"', text)
     why = (f'this TensorFlow ({tf.__version__}) cannot run op '
            f'{op.group(1)!r} of this JAX ({jax.__version__})' if op else
            text.strip().splitlines()[-1][:300])
-    raise JaxlmError(f'--format savedmodel: {why}; use --format stablehlo, '
+    raise JaxlmError(f'--format {fmt}: {why}; use --format stablehlo, '
                      f'or a TensorFlow release as new as this JAX') from None
+  _check_close(fmt, {k: v.numpy() for k, v in got.items()},
+               jax.device_get(jax.jit(fn)(x)))
+  return tf
+
+
+def _export_savedmodel(fn, spec, out: Path) -> list[str]:
+  _write_savedmodel(fn, spec, out / 'savedmodel', 'savedmodel')
   return ['cpu', 'cuda']
+
+
+def _export_tflite(fn, spec, out: Path) -> list[str]:
+  if not isinstance(spec.shape[0], int):
+    raise JaxlmError('--format tflite needs a fixed --batch (>= 1)')
+  with tempfile.TemporaryDirectory(dir=out) as tmp:
+    tf = _write_savedmodel(fn, spec, Path(tmp) / 'savedmodel', 'tflite')
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(Path(tmp) / 'savedmodel'))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    (out / TFLITE_FILE).write_bytes(converter.convert())
+  # the signature runner keeps the SavedModel's output names
+  runner = tf.lite.Interpreter(
+      model_path=str(out / TFLITE_FILE)).get_signature_runner()
+  x = _example(spec)
+  got, want = runner(images=x), jax.device_get(jax.jit(fn)(x))
+  _check_close('tflite', got, want)
+  return ['tflite']
 
 
 def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
@@ -161,9 +244,8 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
   """Writes the serving artifact of `checkpoint` to folder `out` (new or
   empty); returns its export.json record. batch 0: any batch size."""
   if fmt not in FORMATS:
-    raise JaxlmError(f'--format {fmt!r}: expected one of {", ".join(FORMATS)}'
-                     f' (TFLite is not available: it needs a TensorFlow that '
-                     f'runs this JAX\'s StableHLO, see jaxlm/export.py)')
+    raise JaxlmError(f'--format {fmt!r}: expected one of '
+                     f'{", ".join(FORMATS)}')
   if batch < 0:
     raise JaxlmError(f'--batch {batch}: must be >= 0 (0: any batch size)')
   out = Path(os.path.expanduser(str(out)))
@@ -183,7 +265,8 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
   out.mkdir(parents=True, exist_ok=True)
   try:
     writer = dict(stablehlo=_export_stablehlo, onnx=_export_onnx,
-                  savedmodel=_export_savedmodel)[fmt]
+                  savedmodel=_export_savedmodel,
+                  tflite=_export_tflite)[fmt]
     platforms = writer(fn, spec, out)
   except JaxlmError:
     shutil.rmtree(out, ignore_errors=True)  # no half-made artifact

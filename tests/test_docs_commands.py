@@ -66,9 +66,9 @@ PARSE_ONLY = {
     r'--workdir RUN ': 'needs a trained run of the 3D-query family',
     r'^jaxlm build aflw19 ': 'jaxlm fake-data aflw19 writes training faces '
                              'only (no test split to build)',
-    r'^jaxlm export .*--(format onnx|batch 0)': 'a second export compile '
-        '(~10 s); tests/test_export.py runs both forms and checks them in '
-        'their runtimes',
+    r'^jaxlm export .*--(format (onnx|tflite)|batch 0)': 'another export '
+        'compile (~10 s; TFLite ~20 s); tests/test_export.py runs every form '
+        'and checks it in its runtime',
 }
 
 # Paths that stand for the reader's own files (downloads, photos, buckets):

@@ -39,9 +39,9 @@ def test_export_stablehlo_equals_the_model(model, tmp_path, capsys):
   assert cli.main(['export', '--checkpoint', str(RUN), '--out',
                    str(tmp_path / 'b0')]) == 2  # not empty: refused
   assert cli.main(['export', '--checkpoint', str(RUN), '--out',
-                   str(tmp_path / 'x'), '--format', 'tflite']) == 2
+                   str(tmp_path / 'x'), '--format', 'coreml']) == 2
   err = capsys.readouterr().err
-  assert 'not empty' in err and "--format 'tflite'" in err
+  assert 'not empty' in err and "--format 'coreml'" in err and 'tflite' in err
 
 
 def test_export_onnx_runs_in_onnxruntime(model, tmp_path):
@@ -59,3 +59,30 @@ def test_export_onnx_runs_in_onnxruntime(model, tmp_path):
     (got,) = session.run(['landmarks'], {'images': crops})
     want = model.predict_crops(crops, model.layout_prompts('syn68'))[0]
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_export_savedmodel_and_tflite_run_in_tensorflow(model, tmp_path):
+  """TensorFlow runs the SavedModel and its TFLite interpreter the .tflite
+  file; both predict what the model predicts (TFLite with builtin ops
+  only, at its fixed batch)."""
+  tf = pytest.importorskip('tensorflow')
+  crops = np.random.default_rng(5).integers(0, 256, (2, 32, 32, 3),
+                                           np.uint8)
+  want = model.predict_crops(crops, model.layout_prompts('syn68'))[0]
+  for fmt in ('savedmodel', 'tflite'):
+    assert cli.main(['export', '--checkpoint', str(RUN), '--out',
+                     str(tmp_path / fmt), '--batch', '2', '--format', fmt,
+                     '--layout', 'syn68']) == 0
+  served = tf.saved_model.load(str(tmp_path / 'savedmodel' / 'savedmodel'))
+  got = served.signatures['serving_default'](images=tf.constant(crops))
+  np.testing.assert_allclose(got['landmarks'].numpy(), want, atol=1e-5)
+  runner = tf.lite.Interpreter(model_path=str(
+      tmp_path / 'tflite' / 'model.tflite')).get_signature_runner()
+  np.testing.assert_allclose(runner(images=crops)['landmarks'], want,
+                             atol=1e-4)
+  assert sorted(p.name for p in (tmp_path / 'tflite').iterdir()) == [
+      'export.json', 'model.tflite']
+  assert cli.main(['export', '--checkpoint', str(RUN), '--out',
+                   str(tmp_path / 'any'), '--batch', '0', '--format',
+                   'tflite']) == 2
+  assert not (tmp_path / 'any').exists()
