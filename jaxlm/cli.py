@@ -134,8 +134,16 @@ def cmd_export(args, extra):
   del extra
   from jaxlm import export
   target = _target(args, 'export')
+  size = None
+  if args.image_size:
+    try:
+      size = tuple(int(v) for v in args.image_size.lower().split('x'))
+    except ValueError:
+      raise JaxlmError(f'--image-size {args.image_size!r}: expected HxW, '
+                       f'e.g. 480x640') from None
   export.export(target, args.out, fmt=args.format, batch=args.batch,
-                layout=args.layout)
+                layout=args.layout, detector=args.detector, image_size=size,
+                max_faces=args.max_faces)
 
 
 def cmd_pretrained(args, extra):
@@ -301,6 +309,13 @@ def build_parser():
                  help='batch size of the artifact (0: any)')
   x.add_argument('--layout', help='as for predict (default: the first '
                  'training dataset)')
+  x.add_argument('--detector', help='blazeface, blazeface-short or '
+                 'blazeface-back: whole images in, every face detected, '
+                 'cropped and predicted in the artifact (needs --image-size)')
+  x.add_argument('--image-size', help='HxW of the images a --detector '
+                 'artifact takes, e.g. 480x640')
+  x.add_argument('--max-faces', type=int, default=8,
+                 help='face slots per image of a --detector artifact')
   x.set_defaults(fn=cmd_export)
 
   w = sub.add_parser('pretrained', help='official weights by name: '

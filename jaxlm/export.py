@@ -34,6 +34,15 @@ cannot read JAX 0.10's `vhlo.composite_v2`); for these two formats the
 StableHLO is written for StableHLO's 12-week compatibility window instead
 (`_tensorflow_stablehlo`). A TensorFlow too old even for that fails the
 run-check with one error naming the op.
+With `detector` (BlazeFace, `face_detector`), the artifact takes whole
+images of one size instead, and finds, crops and predicts every face in the
+same call (`detect_and_predict`):
+
+  images (B, H, W, 3) uint8 RGB
+  -> boxes (B, K, 4) x0, y0, x1, y1, scores (B, K) (0: an empty slot),
+     landmarks (B, K, N, 2) (NaN in an empty slot) and, for families with
+     one, uncertainty (B, K, N, 2), all in image pixels.
+
 OUT/export.json records the format, family, checkpoint step, layout, number
 of points, input size, batch and the crop rule.
 """
@@ -79,6 +88,29 @@ def serving_fn(predictor: Predictor, prompts):
     if std is not None:
       out['uncertainty'] = std.astype(jnp.float32)
     return out
+
+  return serve
+
+
+def detector_serving_fn(predictor: Predictor, prompts, detector: str,
+                        max_faces: int):
+  """images (B, H, W, 3) uint8 -> {'boxes', 'scores', 'landmarks'[,
+  'uncertainty']}, image pixels, BlazeFace `detector` ('full', 'short',
+  'back') and the run's variables and `prompts` as constants."""
+  from jaxlm.detect_and_predict import make_detect_and_predict  # pylint: disable=g-import-not-at-top
+  from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
+  fn = make_detect_and_predict(
+      predictor.model, predictor.family,
+      BlazeFaceDetector(detector, max_faces=max_faces).detect_fn(),
+      predictor.size)
+  variables = jax.tree_util.tree_map(np.asarray,
+                                     jax.device_get(predictor.variables))
+  prompts = np.asarray(prompts, np.float32)
+
+  def serve(images):
+    out = fn(variables, images, prompts)
+    keys = ('boxes', 'scores', 'landmarks', 'uncertainty')
+    return {k: out[k].astype(jnp.float32) for k in keys if k in out}
 
   return serve
 
@@ -240,28 +272,47 @@ def _export_tflite(fn, spec, out: Path) -> list[str]:
 
 
 def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
-           layout=None) -> dict:
+           layout=None, detector: str | None = None, image_size=None,
+           max_faces: int = 8) -> dict:
   """Writes the serving artifact of `checkpoint` to folder `out` (new or
-  empty); returns its export.json record. batch 0: any batch size."""
+  empty); returns its export.json record. batch 0: any batch size.
+  detector 'blazeface[-short|-back]': whole (B, H, W, 3) images in,
+  image_size (H, W), `max_faces` face slots per image."""
   if fmt not in FORMATS:
     raise JaxlmError(f'--format {fmt!r}: expected one of '
                      f'{", ".join(FORMATS)}')
   if batch < 0:
     raise JaxlmError(f'--batch {batch}: must be >= 0 (0: any batch size)')
+  blazeface = ('blazeface', 'blazeface-short', 'blazeface-back')
+  if detector is not None:
+    if detector not in blazeface:
+      raise JaxlmError(f'--detector {detector!r}: expected one of '
+                       f'{", ".join(blazeface)}')
+    if (image_size is None or len(image_size) != 2 or
+        min(image_size) < 1):
+      raise JaxlmError('--detector needs --image-size HxW, the size of the '
+                       'images the artifact takes (e.g. 480x640)')
+    if max_faces < 1:
+      raise JaxlmError(f'--max-faces {max_faces}: must be >= 1')
   out = Path(os.path.expanduser(str(out)))
   if out.exists() and any(out.iterdir()):
     raise JaxlmError(f'{out} exists and is not empty; export to a new folder')
   predictor = Predictor(checkpoint)
   chosen = layout if layout is not None else predictor.datasets[0][0]
   prompts = predictor.layout_prompts(chosen)
-  fn = serving_fn(predictor, prompts)
   s = predictor.size
+  if detector is None:
+    fn, hw = serving_fn(predictor, prompts), (s, s)
+  else:
+    fn = detector_serving_fn(predictor, prompts,
+                             detector.partition('-')[2] or 'full', max_faces)
+    hw = tuple(int(v) for v in image_size)
   if batch:
-    spec = jax.ShapeDtypeStruct((batch, s, s, 3), jnp.uint8)
+    spec = jax.ShapeDtypeStruct((batch,) + hw + (3,), jnp.uint8)
   else:
     from jax import export as jax_export  # pylint: disable=g-import-not-at-top
     (b,) = jax_export.symbolic_shape('b')
-    spec = jax.ShapeDtypeStruct((b, s, s, 3), jnp.uint8)
+    spec = jax.ShapeDtypeStruct((b,) + hw + (3,), jnp.uint8)
   out.mkdir(parents=True, exist_ok=True)
   try:
     writer = dict(stablehlo=_export_stablehlo, onnx=_export_onnx,
@@ -280,14 +331,22 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
               checkpoint=str(Path(checkpoint).expanduser().absolute()),
               step=predictor.step, layout=str(chosen),
               num_points=int(len(prompts)), image_size=s,
-              batch=batch or None, platforms=platforms,
-              input='images (B, S, S, 3) uint8 RGB face crops',
-              outputs=['landmarks'] + (['uncertainty'] if
-                                       predictor.family.uncertainty else []),
-              units='[0, 1] crop units (x, y)',
-              crop_rule='square of 1.2 x the face box longer side, centred '
-                        'on the box, resized to S (square_crop_affine)',
-              jax=jax.__version__)
+              batch=batch or None, platforms=platforms)
+  uncertainty = ['uncertainty'] if predictor.family.uncertainty else []
+  if detector is None:
+    meta.update(input='images (B, S, S, 3) uint8 RGB face crops',
+                outputs=['landmarks'] + uncertainty,
+                units='[0, 1] crop units (x, y)',
+                crop_rule='square of 1.2 x the face box longer side, '
+                          'centred on the box, resized to S '
+                          '(square_crop_affine)')
+  else:
+    meta.update(input=f'images (B, {hw[0]}, {hw[1]}, 3) uint8 RGB',
+                detector=detector, max_faces=max_faces,
+                outputs=['boxes', 'scores', 'landmarks'] + uncertainty,
+                units='image pixels (x, y); boxes x0, y0, x1, y1; score 0 '
+                      'and NaN landmarks in an empty slot')
+  meta['jax'] = jax.__version__
   (out / META_FILE).write_text(json.dumps(meta, indent=1))
   log.info('exported %s (%s, %d points, batch %s) -> %s', fmt,
            predictor.family.name, len(prompts), batch or 'any', out)

@@ -225,13 +225,17 @@ def _as_images(images) -> tuple[list, bool]:
   return out, False
 
 
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+  if a.dtype != np.uint8:  # floats in [0, 255], as the models take them
+    a = np.clip(np.round(a), 0, 255).astype(np.uint8)
+  return a
+
+
 def _rgb_uint8(a: np.ndarray, what: str) -> np.ndarray:
   if a.ndim != 3 or a.shape[-1] != 3:
     raise JaxlmError(f'{what}: expected an (H, W, 3) RGB image, got shape '
                      f'{a.shape}')
-  if a.dtype != np.uint8:  # floats in [0, 255], as the models take them
-    a = np.clip(np.round(a), 0, 255).astype(np.uint8)
-  return a
+  return _to_uint8(a)
 
 
 class Predictor:
@@ -264,6 +268,7 @@ class Predictor:
     self._predict = jax.jit(make_predict(self.model, self.family,
                                          with_description=True))
     self._prompts = {}
+    self._faces_fns = {}  # (BlazeFace model, K) -> jitted detect_and_predict
 
   def padded_size(self, num: int) -> int:
     """The batch size `num` crops run at: the device count times the
@@ -384,6 +389,89 @@ class Predictor:
     if single:
       out = Landmarks(*(None if a is None else a[0] for a in out))
     return out
+
+  def faces(self, images, layout=None, detector: str = 'blazeface',
+            max_faces: int = 8) -> dict:
+    """Every face of same-size images and its landmarks, detected, cropped
+    and predicted in one jitted call per batch on the device
+    (`detect_and_predict`), data-parallel over this process's devices;
+    for video frames and streams, where the host's only work is decoding.
+
+    Args:
+      images: (B, H, W, 3) or (H, W, 3) RGB, [0, 255]; one size.
+      layout: as `landmarks`.
+      detector: 'blazeface' (full range), 'blazeface-short' or
+        'blazeface-back'.
+      max_faces: K, face slots per image (the fixed output size).
+
+    Returns:
+      {'boxes' (B, K, 4), 'scores' (B, K) (0: an empty slot; slots by
+      decreasing score), 'points' (B, K, N, 2) image pixels (NaN in an
+      empty slot), 'uncertainty' (B, K, N, 2) image pixels or None,
+      'described': per image a list of the K faces' descriptions in image
+      pixels (None in an empty slot; {} for families without one)}, NumPy;
+      no B axis for one (H, W, 3) image. Crops differ from the host path's
+      (`landmarks`) by OpenCV's 1/32 interpolation steps, a grey level or
+      so.
+    """
+    a = np.asarray(images)
+    single = a.ndim == 3
+    a = a[None] if single else a
+    if a.ndim != 4 or a.shape[-1] != 3 or 0 in a.shape:
+      raise JaxlmError(f'images: expected (B, H, W, 3) or (H, W, 3) RGB of '
+                       f'one size, got shape {a.shape}')
+    if detector == 'haar' or detector not in DETECTORS:
+      raise JaxlmError(f'detector {detector!r}: on-device detection takes '
+                       f'{", ".join(d for d in DETECTORS if d != "haar")}')
+    if max_faces < 1:
+      raise JaxlmError(f'max_faces {max_faces}: must be >= 1')
+    a = _to_uint8(a)
+    prompts = self.layout_prompts(layout)
+    fn = self._faces_fn(detector.partition('-')[2] or 'full', max_faces)
+    parts = []
+    for start in range(0, len(a), self.batch_size):
+      chunk = a[start:start + self.batch_size]
+      n = len(chunk)
+      size = self.padded_size(n)
+      if size > n:
+        chunk = np.concatenate([chunk, np.zeros((size - n,) + chunk.shape[1:],
+                                                chunk.dtype)])
+      out = fn(self.variables, jax.device_put(chunk, self._batch_sharding),
+               prompts)
+      parts.append(jax.tree_util.tree_map(lambda x, n=n: np.asarray(x)[:n],
+                                          jax.device_get(out)))
+    out = jax.tree_util.tree_map(lambda *x: np.concatenate(x), *parts)
+    described = []
+    for i in range(len(a)):
+      row = []
+      for j in range(max_faces):
+        if out['scores'][i, j] <= 0:
+          row.append(None)
+          continue
+        one = jax.tree_util.tree_map(lambda x, i=i, j=j: x[i, j],
+                                     out.get('described', {}))
+        row.append(self._in_pixels(one, crop_lib.invert_affine(
+            out['affines'][i, j])))
+      described.append(row)
+    result = dict(boxes=out['boxes'], scores=out['scores'],
+                  points=out['landmarks'],
+                  uncertainty=out.get('uncertainty'), described=described)
+    if single:
+      result = {k: None if v is None else v[0] for k, v in result.items()}
+    return result
+
+  def _faces_fn(self, model: str, max_faces: int):
+    """The jitted `detect_and_predict` function with BlazeFace `model`."""
+    key = (model, max_faces)
+    if key not in self._faces_fns:
+      from jaxlm import detect_and_predict  # pylint: disable=g-import-not-at-top
+      from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
+      detect = BlazeFaceDetector(model, max_faces=max_faces).detect_fn()
+      self._faces_fns[key] = jax.jit(
+          detect_and_predict.make_detect_and_predict(
+              self.model, self.family, detect, self.size),
+          in_shardings=(None, self._batch_sharding, None))
+    return self._faces_fns[key]
 
   @staticmethod
   def _boxes(boxes, num: int, single: bool) -> list:

