@@ -25,7 +25,13 @@ Output folder OUT:
                    error, also listed in errors.jsonl.
   errors.jsonl     the files and frames that could not be read.
   annotate.json    the settings; a restart with other settings is refused.
-  overlays/        with overlays=True, each image with its landmarks.
+  overlays/        with overlays=True, each image with its landmarks
+                   (<flat path>.png) and each video with them, smoothed
+                   where they were (<flat path>.mp4, every `every`-th frame,
+                   written once the video's records are all in).
+  landmarks.csv, landmarks.parquet
+                   with tables=('csv', 'parquet'), the records as a table
+                   (`landmark_tables`), rewritten at the end of each run.
 
 Resuming: the records of a frame are written together, in one write, once
 all its faces are predicted; a killed job leaves at most a torn last line,
@@ -51,7 +57,7 @@ from typing import Iterator
 import jax
 import numpy as np
 
-from jaxlm import inference, media, plots
+from jaxlm import inference, landmark_tables, media, plots
 from jaxlm.data import crop as crop_lib
 from jaxlm.errors import JaxlmError
 from jaxlm.face_tracks import FaceTracks
@@ -319,19 +325,60 @@ def _records(f: _Frame, family_name: str, tracks: FaceTracks | None) -> list:
   return out
 
 
-def _overlay_name(source: str) -> str:
+def _overlay_name(source: str, kind: str = '.png') -> str:
   """A flat file name for a source's overlay: its absolute path with '__'
   for the separators and '_' for the suffix's dot (a/b.jpg ->
   a__b_jpg.png)."""
   path = os.path.splitdrive(os.path.abspath(source))[1].strip(os.sep)
   stem, suffix = os.path.splitext(path)
-  return stem.replace(os.sep, '__') + suffix.replace('.', '_') + '.png'
+  return stem.replace(os.sep, '__') + suffix.replace('.', '_') + kind
+
+
+def _draw_records(image, recs: list, scheme, min_size: int = 0):
+  """The image with each face record's landmarks (smoothed where they
+  were) and box drawn."""
+  img, s = plots.enlarge(image, min_size)
+  for r in recs:
+    if r.get('face') is None:
+      continue
+    pts = r['smoothed'] if r.get('smoothed') is not None else r['landmarks']
+    img = plots.draw_landmarks(img, np.asarray(pts) * s, layout=scheme,
+                               box=np.asarray(r['box']) * s)
+  return img
+
+
+def _video_overlays(videos: list[str], records_path: Path, out: Path,
+                    every: int, scheme) -> int:
+  """OUT/overlays/<flat path>.mp4 of each video not drawn yet, from its
+  records; returns how many were written."""
+  todo = [v for v in videos
+          if not (out / 'overlays' / _overlay_name(v, '.mp4')).exists()]
+  if not todo:
+    return 0
+  by_frame = collections.defaultdict(list)
+  for r in landmark_tables.read_records(records_path):
+    if r['frame'] is not None and r['source'] in todo:
+      by_frame[r['source'], r['frame']].append(r)
+  written = 0
+  for video in todo:
+    try:
+      fps = media.video_info(video)['fps'] / every
+      frames = (_draw_records(img, by_frame.get((video, i), []), scheme)
+                for i, img in media.read_frames(video, every))
+      n = media.write_video(out / 'overlays' / _overlay_name(video, '.mp4'),
+                            frames, fps)
+    except media.MediaError as e:
+      log.warning('overlay of %s not written: %s', video, e)
+      continue
+    written += n > 0
+  return written
 
 
 def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
              boxes=None, max_faces: int = 0, every: int = 1,
              batch_size: int = 32, threads: int = 4, smooth: dict | None = None,
-             overlays: bool = False, progress: bool = True) -> dict:
+             overlays: bool = False, tables=(),
+             progress: bool = True) -> dict:
   """Landmarks of every face in `inputs`, written to folder `out`.
 
   Args:
@@ -353,7 +400,10 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
     threads: reader/detector threads.
     smooth: One-Euro settings for video tracks (min_cutoff, beta, d_cutoff;
       the rate is the video's frame rate / every), or None.
-    overlays: write OUT/overlays/<flat path>.png for images.
+    overlays: write OUT/overlays/<flat path>.png for images, .mp4 for
+      videos.
+    tables: also write the records as OUT/landmarks.csv and/or
+      OUT/landmarks.parquet ('csv', 'parquet').
 
   Returns:
     {'frames': frames recorded now, 'faces', 'no_face', 'errors',
@@ -361,6 +411,7 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
   """
   if every < 1 or max_faces < 0 or threads < 1:
     raise JaxlmError('--every and --threads must be >= 1, --max-faces >= 0')
+  tables = landmark_tables.check_formats(tables)
   sources = media.list_sources(inputs)
   if not sources:
     raise JaxlmError(f'no image or video files in {" ".join(map(str, inputs))}')
@@ -434,13 +485,8 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
         elif not f.faces:
           counts['no_face'] += 1
         if overlays and f.frame is None and f.faces and f.error is None:
-          img = plots.enlarge(f.image, 256)[0]
-          s = img.shape[0] / f.image.shape[0]
-          for r in recs:
-            img = plots.draw_landmarks(img, np.asarray(r['landmarks']) * s,
-                                       layout=scheme,
-                                       box=np.asarray(r['box']) * s)
-          plots.save_rgb(out / 'overlays' / _overlay_name(f.source), img)
+          plots.save_rgb(out / 'overlays' / _overlay_name(f.source),
+                         _draw_records(f.image, recs, scheme, 256))
         counts['frames'] += 1
         counts['faces'] += len(f.faces) if f.error is None else 0
         f.image = None
@@ -462,6 +508,12 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
     flush()
   if bar is not None:
     bar.close()
+  if overlays:
+    _video_overlays([v for v in share if media.is_video(v)], records_path,
+                    out, every, scheme)
+  if tables:
+    for path in landmark_tables.write_tables(records_path, tables):
+      log.info('table: %s', path)
   summary = dict(frames=counts['frames'], faces=counts['faces'],
                  no_face=counts['no_face'], errors=counts['errors'],
                  skipped=len(done), records=str(records_path))

@@ -126,7 +126,7 @@ def cmd_annotate(args, extra):
                     max_faces=args.max_faces, every=args.every,
                     batch_size=args.batch, threads=args.threads,
                     smooth=smooth, overlays=args.overlays,
-                    progress=not args.no_progress)
+                    tables=args.table, progress=not args.no_progress)
 
 
 def cmd_export(args, extra):
@@ -293,7 +293,10 @@ def build_parser():
   a.add_argument('--d-cutoff', type=float, default=1.0,
                  help='One-Euro cut-off of the speed estimate, Hz')
   a.add_argument('--overlays', action='store_true',
-                 help='write OUT/overlays/ (images)')
+                 help='write OUT/overlays/ (images, and videos as .mp4)')
+  a.add_argument('--table', action='append', default=[],
+                 choices=('csv', 'parquet'), help='also write the records '
+                 'as OUT/landmarks.csv or .parquet (repeatable)')
   a.set_defaults(fn=cmd_annotate)
 
   x = sub.add_parser('export', help='a run as a serving artifact: face '

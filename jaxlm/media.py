@@ -117,3 +117,31 @@ def read_frames(path, every: int = 1,
       index += 1
   finally:
     cap.release()
+
+
+def write_video(path, frames, fps: float) -> int:
+  """Writes RGB uint8 frames (one size) to an .mp4 (MPEG-4 Part 2, which
+  OpenCV's wheels encode without extra codecs) through a temporary file
+  beside it, so a killed writer leaves no half-written video under `path`;
+  returns the number of frames."""
+  path = Path(path)
+  tmp = path.with_name(f'.{path.stem}.tmp{os.getpid()}{path.suffix}')
+  writer, count = None, 0
+  try:
+    for frame in frames:
+      if writer is None:
+        h, w = frame.shape[:2]
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*'mp4v'),
+                                 fps, (w, h))
+        if not writer.isOpened():
+          raise MediaError(path, 'OpenCV cannot write this video')
+      writer.write(np.ascontiguousarray(frame[..., ::-1]))
+      count += 1
+  finally:
+    if writer is not None:
+      writer.release()
+  if count:
+    os.replace(tmp, path)
+  else:
+    tmp.unlink(missing_ok=True)
+  return count

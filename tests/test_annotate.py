@@ -133,7 +133,8 @@ def test_annotate_folder_video_errors_and_resume(model, tmp_path):
   _media_folder(src)
   out = tmp_path / 'out'
   assert _annotate(src, out, '--every', '3', '--smooth', '--layout',
-                   'syn68', '--overlays') == 0
+                   'syn68', '--overlays', '--table', 'csv', '--table',
+                   'parquet') == 0
   recs = [json.loads(l) for l in (out / 'landmarks.jsonl').open()]
   keys = [(Path(r['source']).name, r['frame']) for r in recs]
   assert keys == ([('clip.avi', f) for f in (0, 3, 6, 9)] +
@@ -149,6 +150,26 @@ def test_annotate_folder_video_errors_and_resume(model, tmp_path):
   assert [r['track'] for r in recs[:4]] == [0, 0, 0, 0]
   assert 'smoothed' in recs[3] and 'track' not in recs[4]
   assert len(list((out / 'overlays').glob('*.png'))) == 3
+  (video,) = (out / 'overlays').glob('*.mp4')  # frames 0, 3, 6, 9
+  assert media.video_info(video)['frames'] == 4
+  assert next(media.read_frames(video))[1].shape == (40, 48, 3)
+  # the tables hold the records: a row each, landmarks as x_i, y_i columns
+  import csv  # pylint: disable=g-import-not-at-top
+  with open(out / 'landmarks.csv', newline='') as f:
+    rows = list(csv.DictReader(f))
+  assert [(r['source'], r['frame']) for r in rows] == [
+      (r['source'], '' if r['frame'] is None else str(r['frame']))
+      for r in recs]
+  np.testing.assert_allclose(
+      [[float(rows[5][f'{c}_{i}']) for c in 'xy'] for i in range(68)],
+      recs[5]['landmarks'])
+  assert rows[6]['error'] == recs[6]['error'] and rows[6]['x_0'] == ''
+  np.testing.assert_allclose(float(rows[3]['sy_7']), recs[3]['smoothed'][7][1])
+  pq = pytest.importorskip('pyarrow.parquet')
+  table = pq.read_table(out / 'landmarks.parquet').to_pydict()
+  assert table['source'] == [r['source'] for r in recs]
+  np.testing.assert_allclose(table['y_67'][:6],
+                             [r['landmarks'][67][1] for r in recs[:6]])
   full = (out / 'landmarks.jsonl').read_text()
 
   # killed after 2 video frames and half a line: the restart loses nothing
