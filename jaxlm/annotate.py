@@ -69,7 +69,7 @@ SETTINGS = 'annotate.json'
 DETECTORS = inference.DETECTORS + ('none',)
 # Settings that change what a record says: a restart must repeat them.
 _RESULT_SETTINGS = ('checkpoint', 'step', 'layout', 'detector', 'boxes',
-                    'max_faces', 'every', 'smooth')
+                    'max_faces', 'every', 'smooth', 'on_device')
 
 
 @dataclasses.dataclass
@@ -84,10 +84,11 @@ class _Frame:
   affines: list = dataclasses.field(default_factory=list)
   results: list = dataclasses.field(default_factory=list)  # per face
   fps: float = 30.0
+  on_device: bool = False  # waits for detection on the device
 
   @property
   def complete(self) -> bool:
-    return len(self.results) == len(self.crops) and all(
+    return not self.on_device and len(self.results) == len(self.crops) and all(
         r is not None for r in self.results)
 
 
@@ -229,13 +230,13 @@ class Annotator:
 
   def __init__(self, predictor: Predictor, prompts, *, detector='haar',
                boxes: dict | None = None, max_faces: int = 0,
-               smooth: dict | None = None):
+               smooth: dict | None = None, layout=None):
     if detector not in DETECTORS:
       raise JaxlmError(f'--detector {detector!r}: expected one of '
                        f'{", ".join(DETECTORS)}')
     self.predictor, self.prompts = predictor, prompts
     self.detector, self.boxes, self.max_faces = detector, boxes, max_faces
-    self.smooth = smooth
+    self.smooth, self.layout = smooth, layout
     self.size = predictor.size
 
   def frames(self, sources, every: int, done: set) -> Iterator[_Frame]:
@@ -283,6 +284,38 @@ class Annotator:
       f.affines.append(m)
     f.results = [None] * len(f.crops)
     return f
+
+  def read(self, f: _Frame) -> _Frame:
+    """Reads an image (pool threads); its faces are found on the device
+    (`predict_frames`)."""
+    if f.error is None and f.image is None:
+      try:
+        f.image = media.read_image(f.source)
+      except media.MediaError as e:
+        f.error = e.reason
+    f.on_device = f.error is None
+    return f
+
+  def predict_frames(self, frames: list[_Frame]):
+    """Frames of one size through `Predictor.faces`: detection, crops and
+    landmarks in one jitted call; faces ordered largest first, as the host
+    path orders them."""
+    out = self.predictor.faces(np.stack([f.image for f in frames]),
+                               self.layout, detector=self.detector,
+                               max_faces=self.max_faces or 8)
+    for i, f in enumerate(frames):
+      slots = [j for j in np.flatnonzero(out['scores'][i] > 0)]
+      area = lambda j, i=i: -np.prod(out['boxes'][i, j, 2:] -
+                                     out['boxes'][i, j, :2])
+      slots.sort(key=area)
+      f.faces = [Face(tuple(float(v) for v in out['boxes'][i, j]),
+                      float(out['scores'][i, j])) for j in slots]
+      unc = out['uncertainty']
+      f.results = [dict(landmarks=out['points'][i, j],
+                        uncertainty=None if unc is None else unc[i, j],
+                        described=out['described'][i][j]) for j in slots]
+      f.crops = [None] * len(slots)
+      f.on_device = False
 
   def predict(self, items: list[tuple[_Frame, int]]):
     """One batch of (frame, face index) through the model."""
@@ -377,7 +410,7 @@ def _video_overlays(videos: list[str], records_path: Path, out: Path,
 def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
              boxes=None, max_faces: int = 0, every: int = 1,
              batch_size: int = 32, threads: int = 4, smooth: dict | None = None,
-             overlays: bool = False, tables=(),
+             overlays: bool = False, tables=(), on_device: bool = False,
              progress: bool = True) -> dict:
   """Landmarks of every face in `inputs`, written to folder `out`.
 
@@ -404,6 +437,11 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
       videos.
     tables: also write the records as OUT/landmarks.csv and/or
       OUT/landmarks.parquet ('csv', 'parquet').
+    on_device: BlazeFace detection and the crops inside the model's jitted
+      call (`Predictor.faces`), batch_size frames per call (of one size:
+      a batch ends where the size changes), max_faces (default 8) slots
+      per frame; the host only decodes. Crops differ from the host path's
+      by a grey level or so.
 
   Returns:
     {'frames': frames recorded now, 'faces', 'no_face', 'errors',
@@ -412,6 +450,10 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
   if every < 1 or max_faces < 0 or threads < 1:
     raise JaxlmError('--every and --threads must be >= 1, --max-faces >= 0')
   tables = landmark_tables.check_formats(tables)
+  if on_device and (boxes or detector in ('haar', 'none')):
+    raise JaxlmError('--on-device detects with BlazeFace on the device: '
+                     'use --detector blazeface[-short|-back], without '
+                     '--boxes')
   sources = media.list_sources(inputs)
   if not sources:
     raise JaxlmError(f'no image or video files in {" ".join(map(str, inputs))}')
@@ -429,6 +471,8 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
                   boxes=None if boxes is None else str(Path(boxes).absolute()),
                   max_faces=max_faces, every=every, smooth=smooth,
                   family=predictor.family.name, num_points=len(prompts))
+  if on_device:  # recorded only when set: older folders still resume
+    settings['on_device'] = True
   try:
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
@@ -439,7 +483,8 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
   errors_path = out / f'errors{suffix}.jsonl'
   done, history = _read_records(records_path)
   annotator = Annotator(predictor, prompts, detector=detector,
-                        boxes=box_table, max_faces=max_faces, smooth=smooth)
+                        boxes=box_table, max_faces=max_faces, smooth=smooth,
+                        layout=chosen)
   tracks = {}  # video -> FaceTracks, replayed from its earlier records
 
   def tracks_of(f: _Frame):
@@ -496,16 +541,32 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
                           refresh=False)
 
     frames = _prefetch(annotator.frames(share, every, done), 4 * threads)
-    for f in _ordered_map(pool, annotator.prepare, frames, 4 * threads):
-      pending.append(f)
-      waiting += [(f, j) for j in range(len(f.crops))]
-      while len(waiting) >= predictor.batch_size:
-        annotator.predict(waiting[:predictor.batch_size])
-        waiting = waiting[predictor.batch_size:]
+    if on_device:  # waiting: frames of one size
+      for f in _ordered_map(pool, annotator.read, frames, 4 * threads):
+        pending.append(f)
+        if f.on_device:
+          if waiting and waiting[0].image.shape != f.image.shape:
+            annotator.predict_frames(waiting)
+            waiting = []
+          waiting.append(f)
+        if len(waiting) >= predictor.batch_size:
+          annotator.predict_frames(waiting)
+          waiting = []
+        flush()
+      if waiting:
+        annotator.predict_frames(waiting)
       flush()
-    if waiting:
-      annotator.predict(waiting)
-    flush()
+    else:  # waiting: (frame, face index) of the crops
+      for f in _ordered_map(pool, annotator.prepare, frames, 4 * threads):
+        pending.append(f)
+        waiting += [(f, j) for j in range(len(f.crops))]
+        while len(waiting) >= predictor.batch_size:
+          annotator.predict(waiting[:predictor.batch_size])
+          waiting = waiting[predictor.batch_size:]
+        flush()
+      if waiting:
+        annotator.predict(waiting)
+      flush()
   if bar is not None:
     bar.close()
   if overlays:

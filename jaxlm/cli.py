@@ -126,7 +126,8 @@ def cmd_annotate(args, extra):
                     max_faces=args.max_faces, every=args.every,
                     batch_size=args.batch, threads=args.threads,
                     smooth=smooth, overlays=args.overlays,
-                    tables=args.table, progress=not args.no_progress)
+                    tables=args.table, on_device=args.on_device,
+                    progress=not args.no_progress)
 
 
 def cmd_export(args, extra):
@@ -294,6 +295,10 @@ def build_parser():
                  help='One-Euro cut-off of the speed estimate, Hz')
   a.add_argument('--overlays', action='store_true',
                  help='write OUT/overlays/ (images, and videos as .mp4)')
+  a.add_argument('--on-device', action='store_true', help='BlazeFace '
+                 'detection and crops inside the jitted call, --batch frames '
+                 'per call (videos, frames of one size); the host only '
+                 'decodes')
   a.add_argument('--table', action='append', default=[],
                  choices=('csv', 'parquet'), help='also write the records '
                  'as OUT/landmarks.csv or .parquet (repeatable)')

@@ -309,3 +309,18 @@ def test_faces_on_device_equal_the_host_path(model, real_samples, tmp_path):
                              out['points'][:, 0], atol=1e-3)
   with pytest.raises(JaxlmError, match='on-device detection'):
     model.faces(frames, detector='haar')
+  # annotate --on-device: the same faces, records as the host path writes
+  for i, frame in enumerate(frames):
+    cv2.imwrite(str(tmp_path / f'f{i}.png'), frame[..., ::-1])
+  assert cli.main(['annotate', str(tmp_path / 'f0.png'),
+                   str(tmp_path / 'f1.png'), '--checkpoint', str(RUN),
+                   '--out', str(tmp_path / 'o'), '--detector',
+                   'blazeface-short', '--on-device', '--max-faces', '3',
+                   '--batch', '2', '--layout', 'syn68',
+                   '--no-progress']) == 0
+  recs = [json.loads(l) for l in (tmp_path / 'o' / 'landmarks.jsonl').open()]
+  assert [(Path(r['source']).name, r['face']) for r in recs] == [
+      ('f0.png', 0), ('f1.png', 0)]
+  for i, r in enumerate(recs):
+    np.testing.assert_allclose(r['box'], out['boxes'][i, 0], atol=0.01)
+    np.testing.assert_allclose(r['landmarks'], out['points'][i, 0], atol=0.01)
