@@ -142,18 +142,23 @@ def evaluate_suite(config, predictor, tables, out_dir, progress=True) -> dict:
                           reason=why))
       continue
     layout = layouts_lib.get(table.layout)
+    ecfgs = [ml_collections.ConfigDict(dict(
+        source='tfds', tfds_name=table.tfds_name, split=row.split,
+        layout=table.layout, prompts=trained or 'mean_shape',
+        calib_tfds_name=table.calib_tfds_name, calib_split=table.calib[1]))
+             for row in table.rows]
+    try:  # one prompt set per table
+      prompts, baseline, _ = evaluate.prompts_for(
+          table.name, ecfgs[0], model, family, variables, datasets, size,
+          config.data.mean_shape_samples, data_dir)
+    except JaxlmError as e:  # e.g. a model of one layout only (SLPT)
+      log.info('suite %s: skipped %s: %s', suite, table.title, e)
+      skipped.append(dict(suite=suite, table=table.name, title=table.title,
+                          reason=str(e)))
+      continue
+    np.save(out_dir / f'prompts_{table.name}.npy', prompts)
     rows, curves = [], {}
-    prompts = baseline = None
-    for row in table.rows:
-      ecfg = ml_collections.ConfigDict(dict(
-          source='tfds', tfds_name=table.tfds_name, split=row.split,
-          layout=table.layout, prompts=trained or 'mean_shape',
-          calib_tfds_name=table.calib_tfds_name, calib_split=table.calib[1]))
-      if prompts is None:  # one prompt set per table
-        prompts, baseline, zero_shot = evaluate.prompts_for(
-            table.name, ecfg, model, family, variables, datasets, size,
-            config.data.mean_shape_samples, data_dir)
-        np.save(out_dir / f'prompts_{table.name}.npy', prompts)
+    for row, ecfg in zip(table.rows, ecfgs):
       source = sources.eval_source(
           sources.make_source(table.name, ecfg, size, data_dir))
       faces = evaluate.predict_faces(
