@@ -165,9 +165,10 @@ SUITES: dict[str, tuple[Table, ...]] = {
 
 
 def select(spec: str) -> list[tuple[str, Table]]:
-  """(suite name, table) pairs of 'NAME[,NAME...]' or 'all', in order; an
-  unknown name is one JaxlmError listing the known ones."""
-  names = [n.strip() for n in spec.split(',') if n.strip()]
+  """(suite name, table) pairs of 'NAME[,NAME...]' or 'all' (any case), in
+  order, each table once; an unknown name is one JaxlmError listing the
+  known ones."""
+  names = [n.strip().lower() for n in spec.split(',') if n.strip()]
   if names == ['all']:
     names = list(SUITES)
   unknown = [n for n in names if n not in SUITES]
