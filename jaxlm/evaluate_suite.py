@@ -11,7 +11,8 @@ and writes, into one folder:
   ced_<table>.png  the CED of each subset (the table's first normaliser);
   faces/<table>_<split>.npz  per face: pred, gt (NaN: no position), boxes,
               visible, in original-image pixels (to recompute any metric).
-Each subset runs the model once, whatever the number of normalisers.
+Each face runs the model once, whatever the number of normalisers and of
+subsets it is in (a table's subsets share its full set's faces).
 Tables whose TFDS data are not built are skipped with one logged line
 saying how to build them.
 """
@@ -114,6 +115,47 @@ def column_nmes(faces: evaluate.Faces, layout, metric: eval_suites.Metric,
                      _masks(faces, metric.points))
 
 
+class _Faces:
+  """The faces `indices` of an evaluation source."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, list(indices)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.source[self.indices[int(i)]]
+
+
+FIELDS = ('pred', 'gt', 'baseline', 'boxes', 'visible')
+
+
+def _predict_once(seen: dict, predict, variables, source, prompts, baseline,
+                  size, batch, layout, desc, progress) -> evaluate.Faces:
+  """`evaluate.predict_faces` over the faces of `source` not yet in `seen`
+  (the subsets of a table share the faces of its full set: each face is
+  run once), keyed by the stored record's photo and face box; returns
+  every face of `source`, in order."""
+  records = source.faces.source
+  keys, new, pending = [], [], set()
+  for i in range(len(source)):
+    rec = records[i]
+    k = (bytes(rec['image_path']), np.asarray(rec['box']).tobytes())
+    keys.append(k)
+    if k not in seen and k not in pending:
+      pending.add(k)
+      new.append(i)
+  if new:
+    got = evaluate.predict_faces(predict, variables, _Faces(source, new),
+                                 prompts, baseline, size, batch, layout, 0,
+                                 desc, progress)
+    for j, i in enumerate(new):
+      seen[keys[i]] = tuple(getattr(got, f)[j] for f in FIELDS)
+  return evaluate.Faces(**{f: np.stack([seen[k][n] for k in keys])
+                           for n, f in enumerate(FIELDS)}, overlays=[])
+
+
 def evaluate_suite(config, predictor, tables, out_dir, progress=True) -> dict:
   """Evaluates `tables` ([(suite, eval_suites.Table)]) with a loaded
   `inference.Predictor`; writes the CED PNGs and per-face files into
@@ -157,13 +199,13 @@ def evaluate_suite(config, predictor, tables, out_dir, progress=True) -> dict:
                           reason=str(e)))
       continue
     np.save(out_dir / f'prompts_{table.name}.npy', prompts)
-    rows, curves = [], {}
+    rows, curves, seen = [], {}, {}
     for row, ecfg in zip(table.rows, ecfgs):
       source = sources.eval_source(
           sources.make_source(table.name, ecfg, size, data_dir))
-      faces = evaluate.predict_faces(
-          predict, variables, source, prompts, baseline, size, batch,
-          layout, 0, f'{table.title} {row.label}', progress)
+      faces = _predict_once(seen, predict, variables, source, prompts,
+                            baseline, size, batch, layout,
+                            f'{table.title} {row.label}', progress)
       np.savez_compressed(
           out_dir / 'faces' / f'{table.name}_{row.split}.npz',
           pred=faces.pred, gt=faces.gt, baseline=faces.baseline,

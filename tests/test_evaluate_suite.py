@@ -156,10 +156,19 @@ def test_unknown_suite_name_lists_the_known_ones(capsys):
   assert "'nope'" in err and all(n in err for n in eval_suites.SUITES)
 
 
-def test_trained_prompts_when_trained_on_the_benchmark(data_dir, tmp_path):
+def test_trained_prompts_when_trained_on_the_benchmark(data_dir, tmp_path,
+                                                      monkeypatch):
   # The checkpoint's 68-point training dataset, declared as built from
   # 300W: the 300W table takes its prompts; the others stay zero-shot.
-  from jaxlm import inference
+  from jaxlm import evaluate, inference
+  run_faces = []
+  predict_faces = evaluate.predict_faces
+
+  def counting(predict, variables, source, *args):
+    run_faces.append(len(source))
+    return predict_faces(predict, variables, source, *args)
+
+  monkeypatch.setattr(evaluate, 'predict_faces', counting)
   pred = inference.Predictor(str(RUN))
   cfg = pred.config
   cfg.data.train.syn68 = ml_collections.ConfigDict(dict(
@@ -173,6 +182,10 @@ def test_trained_prompts_when_trained_on_the_benchmark(data_dir, tmp_path):
                                          tmp_path, progress=False)
   t = report['tables'][0]
   assert not t['zero_shot'] and t['prompts'] == 'syn68'
+  # Common and challenging first; the full set's faces are all seen then.
+  counts = {r['label']: r['faces'] for r in t['rows']}
+  assert run_faces == [counts['Common'], counts['Challenging']]
+  assert counts['Full'] == sum(run_faces)
   np.testing.assert_allclose(
       np.load(tmp_path / 'prompts_300w.npy'),
       np.asarray(inference.dataset_prompts(pred.model, pred.variables,
