@@ -90,6 +90,9 @@ def cmd_eval(args, extra):
   from jaxlm import checkpoints
   from jaxlm import config as config_lib
   from jaxlm import evaluate
+  if getattr(args, 'suite', None):  # `train --eval` has no --suite
+    cmd_eval_suite(args, extra)
+    return
   target = _target(args, 'eval')
   out_dir = args.out or checkpoints.eval_dir(target)
   results, pred = evaluate.evaluate_checkpoint(
@@ -98,6 +101,25 @@ def cmd_eval(args, extra):
   print(evaluate.format_report(results))
   log.info('step %d; wrote %s (per-dataset JSON, ced.png, overlays, '
            'report.md)', pred.step, out_dir)
+
+
+def cmd_eval_suite(args, extra):
+  """`jaxlm eval --suite NAME[,NAME...]|all`: benchmark tables."""
+  from jaxlm import config as config_lib
+  from jaxlm import eval_suites, evaluate_suite
+  if args.config:
+    raise JaxlmError('eval: --suite takes its datasets from the suite '
+                     'table, not --config (drop one of them)')
+  eval_suites.select(args.suite)  # an unknown name: before loading anything
+  target = _target(args, 'eval')
+  out_dir = args.out or evaluate_suite.default_out_dir(target)
+  report, pred = evaluate_suite.evaluate_suite_checkpoint(
+      target, args.suite, out_dir, config_lib.parse_override_args(extra),
+      progress=not args.no_progress)
+  print(evaluate_suite.format_suite(report))
+  log.info('step %d; wrote %s (suite.md, suite.csv, suite.json, ced_*.png, '
+           'faces/); %d tables, %d skipped', pred.step, out_dir,
+           len(report['tables']), len(report['skipped']))
 
 
 def cmd_predict(args, extra):
@@ -236,8 +258,14 @@ def build_parser():
   e.add_argument('--workdir')
   e.add_argument('--checkpoint')
   e.add_argument('--config', help='take eval datasets from this config')
+  e.add_argument('--suite', help='benchmark tables in the thesis\'s shape '
+                 'instead of the config\'s eval datasets: NAME[,NAME...] or '
+                 'all (names: jaxlm/eval_suites.py: wflw, 300w, cofw, '
+                 'merlrav, aflw19, masked300w); unbuilt datasets are '
+                 'skipped')
   e.add_argument('--out', help='output dir (default RUN/eval, or '
-                 'RUN/eval_STEP for --checkpoint RUN/checkpoints/STEP)')
+                 'RUN/eval_STEP for --checkpoint RUN/checkpoints/STEP; '
+                 '--suite: RUN/eval_suite[_STEP])')
   e.set_defaults(fn=cmd_eval)
 
   r = sub.add_parser('predict', help='landmarks of one image')

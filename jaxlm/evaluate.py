@@ -16,6 +16,7 @@ Prompts per eval dataset (`data.eval.<name>.prompts`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -41,10 +42,12 @@ OVERLAY_SIZE = 256  # eval overlay tiles: at least this many pixels a side
 def _zero_shot_prompts(name, ecfg, image_size, num, data_dir):
   """The layout's mean shape on `num` faces never trained or tested on:
   other synthetic seeds (`calib_seed`), or a TFDS dataset's `calib_split`
-  (default 'train')."""
+  (default 'train') of `calib_tfds_name` (default its own `tfds_name`; a
+  test-only config such as 'w300/private' names 'w300')."""
   calib = ecfg.to_dict()
   if calib.get('source', 'synthetic') == 'tfds':
     calib['split'] = ecfg.get('calib_split', 'train')
+    calib['tfds_name'] = ecfg.get('calib_tfds_name', ecfg.tfds_name)
   else:
     calib['seed'] = ecfg.get('calib_seed', ecfg.seed + 1)
     calib['size'] = num
@@ -131,29 +134,16 @@ def evaluate(config, predictor, out_dir, progress=True):
         config.data.mean_shape_samples, data_dir)
     np.save(out_dir / f'prompts_{name}.npy', prompts)
     kind = ecfg.get('normaliser', ecfg_all.normaliser)
-    nmes, base_nmes, vis_nmes, overlays = [], [], [], []
-    batches = pipeline.eval_batches(source, ecfg_all.batch_size)
-    n_batches = -(-len(source) // ecfg_all.batch_size)
-    for batch in tqdm.tqdm(batches, total=n_batches, desc=f'eval {name}',
-                           disable=not progress, leave=False):
-      pred_crop = np.asarray(predict(variables, batch['image'], prompts)[0]
-                             ) * size
-      base_crop = np.broadcast_to(baseline * size, pred_crop.shape)
-      pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
-      has_pos = np.isfinite(gt).all(-1)
-      norm = metrics.normaliser(gt, layout, kind, boxes)
-      keep = batch['valid']
-      nmes.append(metrics.nme(pred, gt, norm, has_pos)[keep])
-      vis_nmes.append(metrics.nme(pred, gt, norm,
-                                  has_pos & batch['visible'])[keep])
-      base_nmes.append(metrics.nme(base, gt, norm, has_pos)[keep])
-      for i in np.flatnonzero(keep):
-        if len(overlays) < ecfg_all.overlays:
-          overlays.append(plots.draw_landmarks(
-              batch['image'][i], pred_crop[i], gt=batch['landmarks'][i],
-              layout=layout, legend=not overlays, min_size=OVERLAY_SIZE))
-    nmes, base_nmes = np.concatenate(nmes), np.concatenate(base_nmes)
-    vis_nmes = np.concatenate(vis_nmes)
+    faces = predict_faces(predict, variables, source, prompts, baseline,
+                          size, ecfg_all.batch_size, layout,
+                          ecfg_all.overlays, f'eval {name}', progress)
+    norm = metrics.normaliser(faces.gt, layout, kind, faces.boxes)
+    nmes = metrics.nme(faces.pred, faces.gt, norm, faces.has_position)
+    vis_nmes = metrics.nme(faces.pred, faces.gt, norm,
+                           faces.has_position & faces.visible)
+    base_nmes = metrics.nme(faces.baseline, faces.gt, norm,
+                            faces.has_position)
+    overlays = faces.overlays
     alpha = ecfg_all.fr_alpha
     res = dict(dataset=name, layout=ecfg.layout, zero_shot=zero_shot,
                normaliser=kind, alpha=alpha,
@@ -169,6 +159,61 @@ def evaluate(config, predictor, out_dir, progress=True):
   report = format_report(results)
   (out_dir / 'report.md').write_text(report)
   return results
+
+
+@dataclasses.dataclass
+class Faces:
+  """The predictions for every face of one evaluated source, in pixels of
+  the original image (image space; synthetic faces: the crop itself).
+
+  pred, gt, baseline: (F, N, 2), gt NaN where a point has no position
+  (MERL-RAV self-occlusion), baseline the prompt set's mean shape;
+  boxes: (F, 4) face boxes x0 y0 x1 y1; visible: (F, N) not occluded;
+  overlays: up to the asked number of drawn crops.
+  """
+  pred: np.ndarray
+  gt: np.ndarray
+  baseline: np.ndarray
+  boxes: np.ndarray
+  visible: np.ndarray
+  overlays: list
+
+  @property
+  def has_position(self) -> np.ndarray:
+    return np.isfinite(self.gt).all(-1)
+
+
+def predict_faces(predict, variables, source, prompts, baseline, size,
+                  batch_size, layout, overlays=0, desc='eval',
+                  progress=True) -> Faces:
+  """Runs the jitted `predict(variables, images, prompts)` over the whole
+  evaluation `source` once, in batches of `batch_size` (the last padded);
+  returns every face's prediction mapped to image space (`Faces`).
+
+  prompts: (N, 2) crop units in [0, 1] (or (N, 3) 3D queries); baseline:
+  (N, 2) crop units; size: the crop side in pixels.
+  """
+  parts = dict(pred=[], gt=[], baseline=[], boxes=[], visible=[])
+  drawn = []
+  batches = pipeline.eval_batches(source, batch_size)
+  n_batches = -(-len(source) // batch_size)
+  for batch in tqdm.tqdm(batches, total=n_batches, desc=desc,
+                         disable=not progress, leave=False):
+    pred_crop = np.asarray(predict(variables, batch['image'], prompts)[0]
+                           ) * size
+    base_crop = np.broadcast_to(baseline * size, pred_crop.shape)
+    pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
+    keep = batch['valid']
+    for key, value in zip(('pred', 'gt', 'baseline', 'boxes', 'visible'),
+                          (pred, gt, base, boxes, batch['visible'])):
+      parts[key].append(np.asarray(value)[keep])
+    for i in np.flatnonzero(keep):
+      if len(drawn) < overlays:
+        drawn.append(plots.draw_landmarks(
+            batch['image'][i], pred_crop[i], gt=batch['landmarks'][i],
+            layout=layout, legend=not drawn, min_size=OVERLAY_SIZE))
+  return Faces(**{k: np.concatenate(v) for k, v in parts.items()},
+               overlays=drawn)
 
 
 def _image_space(batch, pred, base):

@@ -342,6 +342,19 @@ def check_jaxlm(argv: list[str], state: State):
     state.runs[run] = Run(cfg, kept_steps(cfg))
     if args.eval:
       _writes_eval(state, f'{run}/eval', cfg)
+  elif cmd == 'eval' and args.suite:
+    from jaxlm import eval_suites
+    try:
+      eval_suites.select(args.suite)
+    except JaxlmError as e:
+      raise DocError(str(e)) from None
+    run, info, step = _target(args, state)
+    if info is not None:
+      _config(None, overrides, state, info.config)
+      out = _norm(args.out or (f'{run}/eval_suite' if step is None else
+                               f'{run}/eval_suite_{step}'))
+      state.files |= {out} | {f'{out}/suite.{x}' for x in ('md', 'csv',
+                                                           'json')}
   elif cmd == 'eval':
     run, info, step = _target(args, state)
     if info is not None:
@@ -542,10 +555,12 @@ def test_checks_name_file_and_line_of_a_broken_command():
       'jaxlm train --config configs/tufa_vits16_multi.py --workdir u',  # 10
       'jaxlm predict --workdir w --image face.jpg --crop none --layout '
       'syn98 --out w/p.png',  # 11: fine
+      'jaxlm eval --workdir w --suite wflw,nope',  # 12: unknown suite
       '```'])
   failures = check_doc('X.md', State(), text)
   assert [f.split(':')[1] for f in failures] == ['4', '5', '6', '7', '9',
-                                                 '10'], failures
+                                                 '10', '12'], failures
+  assert "unknown suite 'nope'" in failures[6]
   assert 'keeps steps [1000, 1500, 2000], not 1200' in failures[0]
   assert "unknown config key 'train.stepz'" in failures[3]
   assert 'no earlier jaxlm build writes it' in failures[5]
