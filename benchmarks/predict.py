@@ -21,7 +21,10 @@ compile included):
                  every face, reader thread + detect/crop pool, batches of
                  `--batch`;
   annotate/true  `jaxlm annotate --boxes` with the true boxes: no detector,
-                 the model and the input pipeline alone.
+                 the model and the input pipeline alone;
+  annotate/blazeface on device  `jaxlm annotate --on-device`: BlazeFace,
+                 crops and model in one jitted call per batch of photos
+                 (`Predictor.faces`), the host only decoding.
 With `--peers`, the same photos through dlib (HOG detector + its 68-point
 shape predictor, and the predictor on the true boxes) and MediaPipe's
 FaceLandmarker (its own BlazeFace detector, 478 points), one photo at a
@@ -252,13 +255,14 @@ class _Waits:
 
 
 def batched(run: Path, folder: Path, out: Path, batch: int, threads: int,
-            boxes=None, detector='haar') -> tuple[float, int, float]:
+            boxes=None, detector='haar',
+            on_device=False) -> tuple[float, int, float]:
   """The whole `annotate` job, model load and compile included."""
   with _Waits() as w:
     t = time.perf_counter()
     s = annotate.annotate(run, [folder], out, batch_size=batch,
                           threads=threads, progress=False, boxes=boxes,
-                          detector=detector)
+                          detector=detector, on_device=on_device)
     wall = time.perf_counter() - t
   return wall, s['faces'], w.wait
 
@@ -301,13 +305,16 @@ def main(argv=None):
                                   None if boxes is None else truth)
       print(f'| {name} | one call per face/{how} | {len(paths) / wall:.1f} | '
             f'{faces / wall:.1f} | {faces} | {wall:.0f} | |', flush=True)
-    runs = [(d, None) for d in args.detectors] + [
-        ('true', str(root / 'boxes.json'))]
-    for how, boxes in runs:
-      wall, faces, wait = batched(run, root / 'photos',
-                                  root / f'out_{name}_{how}', args.batch,
-                                  args.threads, boxes,
-                                  'haar' if boxes else how)
+    runs = [(d, None, False) for d in args.detectors] + [
+        ('true', str(root / 'boxes.json'), False)] + [
+            (d, None, True) for d in args.detectors
+            if d.startswith('blazeface')]
+    for how, boxes, on_device in runs:
+      wall, faces, wait = batched(
+          run, root / 'photos', root / f'out_{name}_{how}_{on_device:d}',
+          args.batch if not on_device else max(1, args.batch // 4),
+          args.threads, boxes, 'haar' if boxes else how, on_device)
+      how += ' on device' if on_device else ''
       print(f'| {name} | annotate/{how} | {len(paths) / wall:.1f} | '
             f'{faces / wall:.1f} | {faces} | {wall:.0f} | '
             f'{wait / wall:.0%} |', flush=True)
