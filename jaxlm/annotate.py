@@ -542,9 +542,14 @@ def annotate(checkpoint, inputs, out, *, layout=None, detector='haar',
 
     frames = _prefetch(annotator.frames(share, every, done), 4 * threads)
     if on_device:  # waiting: frames of one size
+      shapes = set()
       for f in _ordered_map(pool, annotator.read, frames, 4 * threads):
         pending.append(f)
         if f.on_device:
+          if f.image.shape not in shapes and len(shapes) == 3:
+            log.warning('--on-device: a 4th frame size; each size compiles '
+                        'apart: it is meant for frames of one size (videos)')
+          shapes.add(f.image.shape)
           if waiting and waiting[0].image.shape != f.image.shape:
             annotator.predict_frames(waiting)
             waiting = []
