@@ -298,16 +298,13 @@ class Annotator:
 
   def predict_frames(self, frames: list[_Frame]):
     """Frames of one size through `Predictor.faces`: detection, crops and
-    landmarks in one jitted call; faces ordered largest first, as the host
-    path orders them."""
+    landmarks in one jitted call; the `max_faces` (0: 8) largest faces,
+    largest first, as on the host."""
     out = self.predictor.faces(np.stack([f.image for f in frames]),
                                self.layout, detector=self.detector,
                                max_faces=self.max_faces or 8)
     for i, f in enumerate(frames):
-      slots = [j for j in np.flatnonzero(out['scores'][i] > 0)]
-      area = lambda j, i=i: -np.prod(out['boxes'][i, j, 2:] -
-                                     out['boxes'][i, j, :2])
-      slots.sort(key=area)
+      slots = np.flatnonzero(out['scores'][i] > 0)  # largest first
       f.faces = [Face(tuple(float(v) for v in out['boxes'][i, j]),
                       float(out['scores'][i, j])) for j in slots]
       unc = out['uncertainty']

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from jaxlm import landmark_tables
 from jaxlm.errors import JaxlmError
 
 log = logging.getLogger('jaxlm')
@@ -304,7 +305,8 @@ def build_parser():
   a.add_argument('--boxes', help='JSON {source or video#frame: [[x0, y0, '
                  'x1, y1], ...]}: face boxes instead of a detector')
   a.add_argument('--max-faces', type=int, default=0,
-                 help='largest N faces per frame (0: all)')
+                 help='largest N faces per frame (0: all; with --on-device '
+                 '8 slots)')
   a.add_argument('--every', type=int, default=1, help='every N-th video '
                  'frame')
   a.add_argument('--batch', type=int, default=32, help='faces per jitted '
@@ -328,7 +330,7 @@ def build_parser():
                  'per call (videos, frames of one size); the host only '
                  'decodes')
   a.add_argument('--table', action='append', default=[],
-                 choices=('csv', 'parquet'), help='also write the records '
+                 choices=landmark_tables.FORMATS, help='also write the records '
                  'as OUT/landmarks.csv or .parquet (repeatable)')
   a.set_defaults(fn=cmd_annotate)
 

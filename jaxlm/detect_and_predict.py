@@ -3,22 +3,26 @@ the landmark model and the map back to image pixels, for batches of
 same-size images (video frames, camera streams, a server that takes whole
 images).
 
-`make_detect_and_predict(model, family, detect_fn, size)` returns
+`make_detect_and_predict(predict, detect_fn, size, max_faces)` returns
 
   fn(variables, images (B, H, W, 3) uint8 RGB, prompts (N, D)) -> dict:
-    boxes        (B, K, 4) x0, y0, x1, y1 image pixels, by decreasing score
-    scores       (B, K) the detector's, 0 in an empty slot
+    boxes        (B, K, 4) x0, y0, x1, y1 image pixels, the K largest of
+                 the detector's faces, largest first (the host path's
+                 order, `inference.detect_faces`)
+    scores       (B, K) the detector's, 0 in an empty slot (its box 0)
     affines      (B, K, 2, 3) image pixels -> crop pixels of each face
     landmarks    (B, K, N, 2) image pixels (NaN in an empty slot)
     crop_landmarks (B, K, N, 2) [0, 1] crop units
-    uncertainty  (B, K, N, 2) standard deviation in image pixels, and
-    crop_uncertainty (crop units), for families that predict one
+    uncertainty  (B, K, N, 2) standard deviation in image pixels (NaN in
+                 an empty slot), and crop_uncertainty (crop units), for
+                 families that predict one
     described    the family's `describe` per face (crop units; leading
                  axes B, K), for families that have one
 
-with `detect_fn(images) -> (boxes (B, K, 4), scores (B, K), ...)` a jittable
-detector (`face_detector.BlazeFaceDetector.detect_fn`). Every shape is
-static: one compile per (B, H, W).
+with `predict` the family's `inference.make_predict(..., with_description=
+True)` and `detect_fn(images) -> (boxes (B, D, 4), scores (B, D), ...)` a
+jittable detector with D >= K slots (`face_detector.BlazeFaceDetector.
+detect_fn`). Every shape is static: one compile per (B, H, W).
 
 The crop is the host path's (`data.crop.square_crop_affine`: a square of
 1.2x the box's longer side, centred on it, resized to S), sampled
@@ -35,12 +39,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlm.inference import make_predict
-
-CROP_FACTOR = 1.2  # `data.crop.square_crop_affine`'s box -> crop side
+from jaxlm.data.crop import SQUARE_CROP_FACTOR
 
 
-def crop_affines(boxes, size: int, factor: float = CROP_FACTOR):
+def crop_affines(boxes, size: int, factor: float = SQUARE_CROP_FACTOR):
   """Image pixels -> crop pixels (..., 2, 3) of boxes (..., 4), the square
   crop rule of `data.crop.square_crop_affine` (an empty box gets the
   identity scale, to be masked by the caller)."""
@@ -73,14 +75,24 @@ def warp_crop(image, m, size: int):
       ch, (sy, sx), order=1, mode='constant', cval=0.0), -1, -1)(image)
 
 
-def make_detect_and_predict(model, family, detect_fn, size: int):
+def largest_faces(boxes, scores, max_faces: int):
+  """The `max_faces` largest found faces (score > 0) of (B, D, 4) boxes and
+  (B, D) scores, largest first, empty slots last (score 0, box 0)."""
+  area = jnp.prod(boxes[..., 2:] - boxes[..., :2], -1)
+  order = jnp.argsort(jnp.where(scores > 0, -area, jnp.inf), -1)
+  order = order[:, :max_faces]
+  take = lambda a: jnp.take_along_axis(
+      a, order.reshape(order.shape + (1,) * (a.ndim - 2)), 1)
+  return take(boxes), take(scores)
+
+
+def make_detect_and_predict(predict, detect_fn, size: int, max_faces: int):
   """The one jitted function of the module docstring."""
-  predict = make_predict(model, family, with_description=True)
 
   def fn(variables, images, prompts):
-    boxes, scores = detect_fn(images)[:2]
+    boxes, scores = largest_faces(*detect_fn(images)[:2], max_faces)
     b, k = scores.shape
-    found = scores > 0
+    found = (scores > 0)[:, :, None, None]
     m = crop_affines(boxes, size)  # (B, K, 2, 3)
     crops = jax.vmap(jax.vmap(lambda m_, img: warp_crop(img, m_, size),
                               (0, None)))(m, images)
@@ -93,14 +105,13 @@ def make_detect_and_predict(model, family, detect_fn, size: int):
     image_pts = (jnp.einsum('bkij,bknj->bkni', inv[..., :2], pts * size)
                  + inv[:, :, None, :, 2])
     out = dict(boxes=boxes, scores=scores, affines=m,
-               landmarks=jnp.where(found[:, :, None, None], image_pts,
-                                   jnp.nan),
+               landmarks=jnp.where(found, image_pts, jnp.nan),
                crop_landmarks=pts)
     if std is not None:  # independent x/y variances through the linear map
       std = unflat(std)
       var = (std * size) ** 2
-      out['uncertainty'] = jnp.sqrt(jnp.einsum(
-          'bkni,bkji->bknj', var, inv[..., :2] ** 2))
+      out['uncertainty'] = jnp.where(found, jnp.sqrt(jnp.einsum(
+          'bkni,bkji->bknj', var, inv[..., :2] ** 2)), jnp.nan)
       out['crop_uncertainty'] = std
     if described:
       out['described'] = jax.tree_util.tree_map(unflat, described)

@@ -50,9 +50,11 @@ of points, input size, batch and the crop rule.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import tempfile
+import threading
 import os
 import re
 import shutil
@@ -63,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm.errors import JaxlmError
+from jaxlm import inference
 from jaxlm.inference import Predictor, make_predict
 
 log = logging.getLogger('jaxlm')
@@ -100,9 +103,10 @@ def detector_serving_fn(predictor: Predictor, prompts, detector: str,
   from jaxlm.detect_and_predict import make_detect_and_predict  # pylint: disable=g-import-not-at-top
   from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
   fn = make_detect_and_predict(
-      predictor.model, predictor.family,
-      BlazeFaceDetector(detector, max_faces=max_faces).detect_fn(),
-      predictor.size)
+      make_predict(predictor.model, predictor.family, with_description=True),
+      BlazeFaceDetector(detector,
+                        max_faces=inference.BLAZEFACE_SLOTS).detect_fn(),
+      predictor.size, max_faces)
   variables = jax.tree_util.tree_map(np.asarray,
                                      jax.device_get(predictor.variables))
   prompts = np.asarray(prompts, np.float32)
@@ -121,7 +125,8 @@ def _platforms() -> tuple[str, ...]:
   return tuple(dict.fromkeys([jax.default_backend(), 'cpu', 'cuda', 'tpu']))
 
 
-def _export_stablehlo(fn, spec, out: Path) -> list[str]:
+def _export_stablehlo(fn, spec, out: Path, example) -> list[str]:
+  del example  # jax.export's own lowering: nothing to compare
   from jax import export as jax_export  # pylint: disable=g-import-not-at-top
   try:
     exp = jax_export.export(jax.jit(fn), platforms=_platforms())(spec)
@@ -132,7 +137,7 @@ def _export_stablehlo(fn, spec, out: Path) -> list[str]:
   return list(exp.platforms)
 
 
-def _export_onnx(fn, spec, out: Path) -> list[str]:
+def _export_onnx(fn, spec, out: Path, example) -> list[str]:
   try:
     import jax2onnx  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -152,40 +157,53 @@ def _export_onnx(fn, spec, out: Path) -> list[str]:
                 'the JAX model', out / ONNX_FILE)
     return ['onnx']
   # the artifact must predict what the model predicts
-  batch = spec.shape[0] if isinstance(spec.shape[0], int) else 2
-  x = np.random.default_rng(0).integers(
-      0, 256, (batch,) + tuple(spec.shape[1:]), np.uint8)
   session = onnxruntime.InferenceSession(str(out / ONNX_FILE))
-  got = session.run(names, {'images': x})
-  want = jax.device_get(jax.jit(fn)(x))
-  err = max(float(np.abs(g - want[k]).max()) for g, k in zip(got, names))
-  if not err <= 1e-3:
-    raise JaxlmError(f'--format onnx: onnxruntime differs from the JAX model '
-                     f'by {err:.3g} crop units (more than 1e-3)')
-  log.info('onnxruntime matches the JAX model to %.2g crop units', err)
+  got = session.run(names, {'images': example})
+  _check_close('onnx', dict(zip(names, got)),
+               jax.device_get(jax.jit(fn)(example)))
   return ['onnx']
+
+
+_WEEK_12 = contextvars.ContextVar('jaxlm_stablehlo_week_12', default=False)
+_SWITCH_LOCK = threading.Lock()
+_switch = []  # [True] once installed, [False] when JAX's internals differ
+
+
+def _install_week_12_switch() -> bool:
+  """Makes the function jax.export's serialiser asks for its StableHLO
+  target answer with the 12-week compatibility version while `_WEEK_12` is
+  set in the calling context (thread), and as before otherwise. JAX has no
+  public switch for the target version; installed once per process."""
+  with _SWITCH_LOCK:
+    if not _switch:
+      try:
+        from jax._src.export import _export  # pylint: disable=g-import-not-at-top
+        hlo = _export.hlo
+        ask = hlo.get_version_from_compatibility_requirement
+        week12 = hlo.StablehloCompatibilityRequirement.WEEK_12
+      except (ImportError, AttributeError):
+        _switch.append(False)
+      else:
+        hlo.get_version_from_compatibility_requirement = (
+            lambda req: ask(week12 if _WEEK_12.get() else req))
+        _switch.append(True)
+    return _switch[0]
 
 
 @contextlib.contextmanager
 def _tensorflow_stablehlo():
-  """Within the block, jax.export serialises StableHLO for StableHLO's
-  12-week compatibility window rather than its 4-week default, which
-  TensorFlow releases cannot read yet. JAX has no public switch for the
-  target version: this sets the one function its serialiser asks, and
-  leaves everything as it was when JAX's internals differ."""
-  try:
-    from jax._src.export import _export  # pylint: disable=g-import-not-at-top
-    hlo = _export.hlo
-    ask = hlo.get_version_from_compatibility_requirement
-    week12 = hlo.StablehloCompatibilityRequirement.WEEK_12
-  except (ImportError, AttributeError):
-    yield
-    return
-  hlo.get_version_from_compatibility_requirement = lambda _: ask(week12)
+  """Within the block (this thread only), jax.export serialises StableHLO
+  for StableHLO's 12-week compatibility window rather than its 4-week
+  default, which TensorFlow releases cannot read yet."""
+  if not _install_week_12_switch():
+    log.warning('this JAX has no StableHLO target switch jaxlm knows: the '
+                'artifact uses its default version, which TensorFlow may '
+                'not read (the run-check will say)')
+  token = _WEEK_12.set(True)
   try:
     yield
   finally:
-    hlo.get_version_from_compatibility_requirement = ask
+    _WEEK_12.reset(token)
 
 
 def _import_tensorflow(fmt: str):
@@ -200,21 +218,44 @@ def _import_tensorflow(fmt: str):
 
 def _check_close(fmt: str, got: dict, want: dict):
   """The artifact must predict what the JAX model predicts (<= 1e-3 crop
-  units)."""
-  err = max(float(np.abs(np.asarray(got[k]) - want[k]).max()) for k in want)
+  units or image pixels), NaN (empty face slots) where it does."""
+  err = 0.0
+  for k, w in want.items():
+    g, w = np.asarray(got[k], np.float64), np.asarray(w, np.float64)
+    if g.shape != w.shape or (np.isnan(g) != np.isnan(w)).any():
+      raise JaxlmError(f'--format {fmt}: the artifact\'s {k} differ from '
+                       f'the JAX model\'s in shape or in where they are NaN')
+    if np.isfinite(w).any():
+      err = max(err, float(np.nanmax(np.abs(g - w))))
   if not err <= 1e-3:
     raise JaxlmError(f'--format {fmt}: the artifact differs from the JAX '
-                     f'model by {err:.3g} crop units (more than 1e-3)')
-  log.info('%s matches the JAX model to %.2g crop units', fmt, err)
+                     f'model by {err:.3g} (more than 1e-3)')
+  log.info('%s matches the JAX model to %.2g', fmt, err)
 
 
-def _example(spec, batch=None):
-  batch = batch or (spec.shape[0] if isinstance(spec.shape[0], int) else 2)
-  return np.random.default_rng(0).integers(
-      0, 256, (batch,) + tuple(spec.shape[1:]), np.uint8)
+def _example(spec, whole_images: bool):
+  """An input to check an artifact with: random crops, or for a detector
+  artifact (whole images) a synthetic face filling half of each image,
+  on noise, so that the check runs the landmark model too."""
+  batch = spec.shape[0] if isinstance(spec.shape[0], int) else 2
+  h, w = spec.shape[1:3]
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (batch, h, w, 3), np.uint8)
+  if not whole_images:
+    return x
+  import cv2  # pylint: disable=g-import-not-at-top
+  from jaxlm.data.synthetic import SyntheticFaces  # pylint: disable=g-import-not-at-top
+  side = min(h, w) // 2
+  faces = SyntheticFaces('syn98', batch, seed=0, image_size=256)
+  for i in range(batch):
+    face = cv2.resize(faces[i]['image'], (side, side),
+                      interpolation=cv2.INTER_AREA)
+    y, x0 = (h - side) // 2, (w - side) // 2
+    x[i, y:y + side, x0:x0 + side] = face
+  return x
 
 
-def _write_savedmodel(fn, spec, folder: Path, fmt: str):
+def _write_savedmodel(fn, spec, folder: Path, fmt: str, example):
   """jax2tf's SavedModel of `fn` in `folder`, run once by TensorFlow and
   compared with the JAX function; returns TensorFlow."""
   tf, jax2tf = _import_tensorflow(fmt)
@@ -232,9 +273,8 @@ def _write_savedmodel(fn, spec, folder: Path, fmt: str):
   # TensorFlow runs the StableHLO inside (XlaCallModule) with its own
   # StableHLO version: check that it can, once, before calling it written.
   served = tf.saved_model.load(str(folder))
-  x = _example(spec)
   try:
-    got = served.signatures['serving_default'](images=tf.constant(x))
+    got = served.signatures['serving_default'](images=tf.constant(example))
   except Exception as e:  # pylint: disable=broad-except
     text = str(e)
     op = re.search(r'current operation: %\S+ = "([\w.]+)"', text)
@@ -244,20 +284,19 @@ def _write_savedmodel(fn, spec, folder: Path, fmt: str):
     raise JaxlmError(f'--format {fmt}: {why}; use --format stablehlo, '
                      f'or a TensorFlow release as new as this JAX') from None
   _check_close(fmt, {k: v.numpy() for k, v in got.items()},
-               jax.device_get(jax.jit(fn)(x)))
+               jax.device_get(jax.jit(fn)(example)))
   return tf
 
 
-def _export_savedmodel(fn, spec, out: Path) -> list[str]:
-  _write_savedmodel(fn, spec, out / 'savedmodel', 'savedmodel')
+def _export_savedmodel(fn, spec, out: Path, example) -> list[str]:
+  _write_savedmodel(fn, spec, out / 'savedmodel', 'savedmodel', example)
   return ['cpu', 'cuda']
 
 
-def _export_tflite(fn, spec, out: Path) -> list[str]:
-  if not isinstance(spec.shape[0], int):
-    raise JaxlmError('--format tflite needs a fixed --batch (>= 1)')
+def _export_tflite(fn, spec, out: Path, example) -> list[str]:
   with tempfile.TemporaryDirectory(dir=out) as tmp:
-    tf = _write_savedmodel(fn, spec, Path(tmp) / 'savedmodel', 'tflite')
+    tf = _write_savedmodel(fn, spec, Path(tmp) / 'savedmodel', 'tflite',
+                           example)
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(Path(tmp) / 'savedmodel'))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -265,8 +304,8 @@ def _export_tflite(fn, spec, out: Path) -> list[str]:
   # the signature runner keeps the SavedModel's output names
   runner = tf.lite.Interpreter(
       model_path=str(out / TFLITE_FILE)).get_signature_runner()
-  x = _example(spec)
-  got, want = runner(images=x), jax.device_get(jax.jit(fn)(x))
+  got = runner(images=example)
+  want = jax.device_get(jax.jit(fn)(example))
   _check_close('tflite', got, want)
   return ['tflite']
 
@@ -283,17 +322,21 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
                      f'{", ".join(FORMATS)}')
   if batch < 0:
     raise JaxlmError(f'--batch {batch}: must be >= 0 (0: any batch size)')
-  blazeface = ('blazeface', 'blazeface-short', 'blazeface-back')
+  if fmt == 'tflite' and not batch:
+    raise JaxlmError('--format tflite needs a fixed --batch (>= 1)')
   if detector is not None:
-    if detector not in blazeface:
-      raise JaxlmError(f'--detector {detector!r}: expected one of '
-                       f'{", ".join(blazeface)}')
+    model = inference.blazeface_model(detector)
     if (image_size is None or len(image_size) != 2 or
         min(image_size) < 1):
       raise JaxlmError('--detector needs --image-size HxW, the size of the '
                        'images the artifact takes (e.g. 480x640)')
-    if max_faces < 1:
-      raise JaxlmError(f'--max-faces {max_faces}: must be >= 1')
+    if not 1 <= max_faces <= inference.BLAZEFACE_SLOTS:
+      raise JaxlmError(f'--max-faces {max_faces}: must be in 1 .. '
+                       f'{inference.BLAZEFACE_SLOTS}')
+  elif image_size is not None:
+    raise JaxlmError('--image-size is for --detector artifacts (whole '
+                     'images in); without --detector the input is face '
+                     'crops of the run\'s size')
   out = Path(os.path.expanduser(str(out)))
   if out.exists() and any(out.iterdir()):
     raise JaxlmError(f'{out} exists and is not empty; export to a new folder')
@@ -304,8 +347,7 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
   if detector is None:
     fn, hw = serving_fn(predictor, prompts), (s, s)
   else:
-    fn = detector_serving_fn(predictor, prompts,
-                             detector.partition('-')[2] or 'full', max_faces)
+    fn = detector_serving_fn(predictor, prompts, model, max_faces)
     hw = tuple(int(v) for v in image_size)
   if batch:
     spec = jax.ShapeDtypeStruct((batch,) + hw + (3,), jnp.uint8)
@@ -318,7 +360,7 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
     writer = dict(stablehlo=_export_stablehlo, onnx=_export_onnx,
                   savedmodel=_export_savedmodel,
                   tflite=_export_tflite)[fmt]
-    platforms = writer(fn, spec, out)
+    platforms = writer(fn, spec, out, _example(spec, detector is not None))
   except JaxlmError:
     shutil.rmtree(out, ignore_errors=True)  # no half-made artifact
     raise
@@ -342,7 +384,7 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
                           '(square_crop_affine)')
   else:
     meta.update(input=f'images (B, {hw[0]}, {hw[1]}, 3) uint8 RGB',
-                detector=detector, max_faces=max_faces,
+                input_size=list(hw), detector=detector, max_faces=max_faces,
                 outputs=['boxes', 'scores', 'landmarks'] + uncertainty,
                 units='image pixels (x, y); boxes x0, y0, x1, y1; score 0 '
                       'and NaN landmarks in an empty slot')
@@ -354,8 +396,10 @@ def export(checkpoint, out, *, fmt: str = 'stablehlo', batch: int = 1,
 
 
 def load(folder):
-  """An exported StableHLO folder as a function images (B, S, S, 3) uint8
-  -> {'landmarks'[, 'uncertainty']} (jax arrays, crop units)."""
+  """An exported StableHLO folder as a function: images (B, S, S, 3) uint8
+  -> {'landmarks'[, 'uncertainty']} (jax arrays, crop units); for a
+  --detector export, images (B, H, W, 3) -> {'boxes', 'scores',
+  'landmarks'[, 'uncertainty']} in image pixels (export.json says which)."""
   from jax import export as jax_export  # pylint: disable=g-import-not-at-top
   folder = Path(folder)
   path = folder / STABLEHLO_FILE

@@ -93,6 +93,17 @@ def _cascade():
 
 
 DETECTORS = ('haar', 'blazeface', 'blazeface-short', 'blazeface-back')
+BLAZEFACE_DETECTORS = DETECTORS[1:]
+BLAZEFACE_SLOTS = 64  # faces BlazeFace keeps per image, before max_faces
+
+
+def blazeface_model(detector: str) -> str:
+  """'blazeface[-short|-back]' -> the BlazeFace model ('full', 'short',
+  'back')."""
+  if detector not in BLAZEFACE_DETECTORS:
+    raise JaxlmError(f'detector {detector!r}: expected one of '
+                     f'{", ".join(BLAZEFACE_DETECTORS)}')
+  return detector.partition('-')[2] or 'full'
 _BLAZEFACE = {}  # model -> BlazeFaceDetector, made once per process
 _BLAZEFACE_LOCK = threading.Lock()
 
@@ -110,7 +121,8 @@ def _blazeface_faces(image_rgb, model: str) -> list[Face]:
   with _BLAZEFACE_LOCK:
     if model not in _BLAZEFACE:
       from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
-      _BLAZEFACE[model] = BlazeFaceDetector(model, max_faces=64)
+      _BLAZEFACE[model] = BlazeFaceDetector(model,
+                                            max_faces=BLAZEFACE_SLOTS)
   boxes, scores, _ = _BLAZEFACE[model].detect_images([image_rgb])
   return [Face(tuple(float(v) for v in b), float(sc))
           for b, sc in zip(boxes[0], scores[0]) if sc > 0]
@@ -132,8 +144,7 @@ def detect_faces(image_rgb, max_faces: int = 0, min_size: int = 24,
   if detector == 'haar':
     faces = _haar_faces(image_rgb, min_size)
   elif detector in DETECTORS:
-    model = detector.partition('-')[2] or 'full'
-    faces = _blazeface_faces(image_rgb, model)
+    faces = _blazeface_faces(image_rgb, blazeface_model(detector))
   else:
     raise JaxlmError(f'detector {detector!r}: expected one of '
                      f'{", ".join(DETECTORS)}')
@@ -282,22 +293,27 @@ class Predictor:
     """Crops (B, S, S, 3) uint8 -> (landmarks (B, N, 2), standard
     deviation (B, N, 2) or None, the family's description), crop units,
     NumPy; in chunks of at most `batch_size`, each padded (`padded_size`)."""
-    crops = np.asarray(crops)
+    return self._in_chunks(self._predict, np.asarray(crops), prompts)
+
+  def _in_chunks(self, fn, batch: np.ndarray, prompts):
+    """fn(variables, chunk, prompts) over chunks of at most `batch_size`
+    of `batch`, each padded with zeros to `padded_size` and sharded over
+    the devices; the outputs (any tree of arrays with a leading batch
+    axis) as NumPy, concatenated, padding dropped."""
+    if not len(batch):
+      raise JaxlmError('nothing to predict: an empty batch')
     parts = []
-    for start in range(0, len(crops), self.batch_size):
-      chunk = crops[start:start + self.batch_size]
-      size = self.padded_size(len(chunk))
-      if size > len(chunk):
-        chunk = np.concatenate([chunk, np.zeros(
-            (size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
-      out = self._predict(self.variables,
-                          jax.device_put(chunk, self._batch_sharding),
-                          prompts)
-      n = min(self.batch_size, len(crops) - start)
+    for start in range(0, len(batch), self.batch_size):
+      chunk = batch[start:start + self.batch_size]
+      n = len(chunk)
+      size = self.padded_size(n)
+      if size > n:
+        chunk = np.concatenate([chunk, np.zeros((size - n,) + chunk.shape[1:],
+                                                chunk.dtype)])
+      out = fn(self.variables, jax.device_put(chunk, self._batch_sharding),
+               prompts)
       parts.append(jax.tree_util.tree_map(lambda a, n=n: np.asarray(a)[:n],
                                           jax.device_get(out)))
-    if not parts:
-      raise JaxlmError('no crops to predict')
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
   def to_image(self, pred, std, described, m) -> dict:
@@ -405,8 +421,9 @@ class Predictor:
       max_faces: K, face slots per image (the fixed output size).
 
     Returns:
-      {'boxes' (B, K, 4), 'scores' (B, K) (0: an empty slot; slots by
-      decreasing score), 'points' (B, K, N, 2) image pixels (NaN in an
+      {'boxes' (B, K, 4), 'scores' (B, K) (0: an empty slot; the K
+      largest of the faces BlazeFace finds, largest first, as
+      `detect_faces` orders them), 'points' (B, K, N, 2) image pixels (NaN in an
       empty slot), 'uncertainty' (B, K, N, 2) image pixels or None,
       'described': per image a list of the K faces' descriptions in image
       pixels (None in an empty slot; {} for families without one)}, NumPy;
@@ -420,27 +437,14 @@ class Predictor:
     if a.ndim != 4 or a.shape[-1] != 3 or 0 in a.shape:
       raise JaxlmError(f'images: expected (B, H, W, 3) or (H, W, 3) RGB of '
                        f'one size, got shape {a.shape}')
-    if detector == 'haar' or detector not in DETECTORS:
+    if detector not in BLAZEFACE_DETECTORS:
       raise JaxlmError(f'detector {detector!r}: on-device detection takes '
-                       f'{", ".join(d for d in DETECTORS if d != "haar")}')
-    if max_faces < 1:
-      raise JaxlmError(f'max_faces {max_faces}: must be >= 1')
-    a = _to_uint8(a)
-    prompts = self.layout_prompts(layout)
-    fn = self._faces_fn(detector.partition('-')[2] or 'full', max_faces)
-    parts = []
-    for start in range(0, len(a), self.batch_size):
-      chunk = a[start:start + self.batch_size]
-      n = len(chunk)
-      size = self.padded_size(n)
-      if size > n:
-        chunk = np.concatenate([chunk, np.zeros((size - n,) + chunk.shape[1:],
-                                                chunk.dtype)])
-      out = fn(self.variables, jax.device_put(chunk, self._batch_sharding),
-               prompts)
-      parts.append(jax.tree_util.tree_map(lambda x, n=n: np.asarray(x)[:n],
-                                          jax.device_get(out)))
-    out = jax.tree_util.tree_map(lambda *x: np.concatenate(x), *parts)
+                       f'{", ".join(BLAZEFACE_DETECTORS)}')
+    if not 1 <= max_faces <= BLAZEFACE_SLOTS:
+      raise JaxlmError(f'max_faces {max_faces}: must be in 1 .. '
+                       f'{BLAZEFACE_SLOTS}')
+    fn = self._faces_fn(blazeface_model(detector), max_faces)
+    out = self._in_chunks(fn, _to_uint8(a), self.layout_prompts(layout))
     described = []
     for i in range(len(a)):
       row = []
@@ -466,10 +470,11 @@ class Predictor:
     if key not in self._faces_fns:
       from jaxlm import detect_and_predict  # pylint: disable=g-import-not-at-top
       from jaxlm.face_detector import BlazeFaceDetector  # pylint: disable=g-import-not-at-top
-      detect = BlazeFaceDetector(model, max_faces=max_faces).detect_fn()
+      detect = BlazeFaceDetector(model, max_faces=BLAZEFACE_SLOTS).detect_fn()
       self._faces_fns[key] = jax.jit(
           detect_and_predict.make_detect_and_predict(
-              self.model, self.family, detect, self.size),
+              make_predict(self.model, self.family, with_description=True),
+              detect, self.size, max_faces),
           in_shardings=(None, self._batch_sharding, None))
     return self._faces_fns[key]
 

@@ -60,12 +60,18 @@ def record_row(rec: dict) -> dict:
 
 
 def _columns(rows: list[dict]) -> list[str]:
-  """The union of the rows' columns, in first-seen order; landmark columns
-  x_* before y_*, as each row lists them."""
+  """The rows' columns in the documented order: the fixed ones, then x_i,
+  y_i, ux_i, uy_i, sx_i, sy_i, then the family's in first-seen order."""
   seen = dict.fromkeys(_FIRST + ('box_x0', 'box_y0', 'box_x1', 'box_y1'))
   for row in rows:
     seen.update(dict.fromkeys(row))
-  return list(seen)
+  n = max((int(c[2:]) + 1 for c in seen if c.startswith('x_')), default=0)
+  points = [f'{p}{c}_{i}' for p in _POINTS.values() for c in 'xy'
+            for i in range(n)]
+  points = [c for c in points if c in seen]
+  fixed = list(seen)[:10]
+  rest = [c for c in seen if c not in points and c not in fixed]
+  return fixed + points + rest
 
 
 def read_records(path) -> list[dict]:
@@ -100,7 +106,7 @@ def check_formats(formats) -> tuple[str, ...]:
 def write_tables(records_path, formats) -> list[Path]:
   """Writes records_path's records as <stem>.csv / <stem>.parquet beside it
   (`formats` a subset of FORMATS); returns the paths written."""
-  formats = check_formats(formats)
+  formats = tuple(dict.fromkeys(check_formats(formats)))
   records_path = Path(records_path)
   rows = [record_row(r) for r in read_records(records_path)]
   columns = _columns(rows)
@@ -108,18 +114,25 @@ def write_tables(records_path, formats) -> list[Path]:
   for fmt in formats:
     path = records_path.with_suffix('.' + fmt)
     tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    if fmt == 'csv':
-      with open(tmp, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, columns, restval='')
-        writer.writeheader()
-        writer.writerows({k: '' if v is None else v for k, v in r.items()}
-                         for r in rows)
-    else:
-      import pyarrow as pa  # pylint: disable=g-import-not-at-top
-      import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
-      table = pa.Table.from_pylist(
-          [{c: r.get(c) for c in columns} for r in rows])
-      pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    try:
+      if fmt == 'csv':
+        with open(tmp, 'w', newline='', encoding='utf-8') as f:
+          writer = csv.DictWriter(f, columns, restval='')
+          writer.writeheader()
+          writer.writerows({k: '' if v is None else v for k, v in r.items()}
+                           for r in rows)
+      else:
+        import pyarrow as pa  # pylint: disable=g-import-not-at-top
+        import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+        try:
+          table = pa.Table.from_pylist(
+              [{c: r.get(c) for c in columns} for r in rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+          raise JaxlmError(f'{records_path}: the records do not make one '
+                           f'Parquet table ({e})') from None
+        pq.write_table(table, tmp)
+      os.replace(tmp, path)
+    finally:
+      tmp.unlink(missing_ok=True)
     written.append(path)
   return written

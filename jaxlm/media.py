@@ -137,11 +137,12 @@ def write_video(path, frames, fps: float) -> int:
           raise MediaError(path, 'OpenCV cannot write this video')
       writer.write(np.ascontiguousarray(frame[..., ::-1]))
       count += 1
+    if writer is not None:
+      writer.release()
+      writer = None
+      os.replace(tmp, path)
   finally:
     if writer is not None:
       writer.release()
-  if count:
-    os.replace(tmp, path)
-  else:
     tmp.unlink(missing_ok=True)
   return count

@@ -163,6 +163,9 @@ def test_annotate_folder_video_errors_and_resume(model, tmp_path):
   np.testing.assert_allclose(
       [[float(rows[5][f'{c}_{i}']) for c in 'xy'] for i in range(68)],
       recs[5]['landmarks'])
+  assert list(rows[0])[:12] == ['source', 'frame', 'face', 'track', 'error',
+                                'score', 'box_x0', 'box_y0', 'box_x1',
+                                'box_y1', 'x_0', 'x_1']
   assert rows[6]['error'] == recs[6]['error'] and rows[6]['x_0'] == ''
   np.testing.assert_allclose(float(rows[3]['sy_7']), recs[3]['smoothed'][7][1])
   pq = pytest.importorskip('pyarrow.parquet')
@@ -271,9 +274,10 @@ def test_blazeface_finds_what_haar_misses(model, real_samples, tmp_path):
 
 def test_faces_on_device_equal_the_host_path(model, real_samples, tmp_path):
   """`Predictor.faces` (detect, crop, predict in one jitted call) finds the
-  face BlazeFace finds on the host, crops as OpenCV does to a grey level,
-  and predicts what the host path predicts from that box; the exported
-  detector artifact predicts the same."""
+  faces BlazeFace finds on the host, keeps the largest as the host does
+  (here the smaller face scores higher), crops as OpenCV does to a grey
+  level, and predicts what the host path predicts from those boxes; the
+  exported detector artifact and annotate --on-device predict the same."""
   from jaxlm import detect_and_predict, export
   from jaxlm.convert import blazeface
   from jaxlm.data import crop as crop_lib
@@ -286,36 +290,45 @@ def test_faces_on_device_equal_the_host_path(model, real_samples, tmp_path):
   m = crop_lib.square_crop_affine((50, 60, 150, 170), 32)
   got = np.asarray(detect_and_predict.warp_crop(img, np.float32(m), 32))
   assert np.abs(np.round(got) - crop_lib.warp(img, m, 32)).max() <= 1
-  frames = np.stack([img, img[:, ::-1]])
+  h, w = img.shape[:2]  # the face, and a 0.75x copy beside it
+  small = cv2.resize(img, (w * 3 // 4, h * 3 // 4),
+                     interpolation=cv2.INTER_AREA)
+  two = np.zeros((h, w + small.shape[1], 3), np.uint8)
+  two[:, :w], two[:small.shape[0], w:] = img, small
+  frames = np.stack([two, two[:, ::-1]])
   out = model.faces(frames, layout='syn68', detector='blazeface-short',
                     max_faces=3)
   assert out['points'].shape == (2, 3, 68, 2)
-  assert (out['scores'][:, 0] > 0.5).all() and (out['scores'][:, 1:] == 0).all()
-  assert np.isnan(out['points'][:, 1:]).all()
+  assert (out['scores'][:, :2] > 0.5).all() and (out['scores'][:, 2] == 0).all()
+  assert np.isnan(out['points'][:, 2]).all()
   for i in range(2):
-    (host,) = detect_faces(frames[i], detector='blazeface-short')
-    # both letterbox to 128 px, the host with OpenCV's area average, the
-    # device with jax.image's antialiased bilinear: boxes agree to ~1 %
-    side = host.box[2] - host.box[0]
-    np.testing.assert_allclose(out['boxes'][i, 0], host.box, atol=0.02 * side)
-    want = model.landmarks(frames[i], boxes=out['boxes'][i, 0],
+    host = detect_faces(frames[i], detector='blazeface-short')  # largest 1st
+    assert len(host) == 2
+    assert i or host[0].score < host[1].score  # score order != area order
+    want = model.landmarks(frames[[i, i]], boxes=out['boxes'][i, :2],
                            layout='syn68').points
-    np.testing.assert_allclose(out['points'][i, 0], want, atol=0.05)
+    for j in range(2):
+      # both letterbox to 128 px, the host with OpenCV's area average, the
+      # device with jax.image's antialiased bilinear: boxes agree to ~1 %
+      side = host[j].box[2] - host[j].box[0]
+      np.testing.assert_allclose(out['boxes'][i, j], host[j].box,
+                                 atol=0.02 * side)
+      np.testing.assert_allclose(out['points'][i, j], want[j], atol=0.05)
   assert export.export(RUN, tmp_path / 'x', batch=2, layout='syn68',
-                       detector='blazeface-short', image_size=img.shape[:2],
+                       detector='blazeface-short', image_size=two.shape[:2],
                        max_faces=3)['outputs'][0] == 'boxes'
   served = export.load(tmp_path / 'x')(frames)
-  np.testing.assert_allclose(np.asarray(served['landmarks'])[:, 0],
-                             out['points'][:, 0], atol=1e-3)
+  np.testing.assert_allclose(np.asarray(served['landmarks'])[:, :2],
+                             out['points'][:, :2], atol=1e-3)
   with pytest.raises(JaxlmError, match='on-device detection'):
     model.faces(frames, detector='haar')
-  # annotate --on-device: the same faces, records as the host path writes
+  # annotate --on-device --max-faces 1: the larger face, as on the host
   for i, frame in enumerate(frames):
     cv2.imwrite(str(tmp_path / f'f{i}.png'), frame[..., ::-1])
   assert cli.main(['annotate', str(tmp_path / 'f0.png'),
                    str(tmp_path / 'f1.png'), '--checkpoint', str(RUN),
                    '--out', str(tmp_path / 'o'), '--detector',
-                   'blazeface-short', '--on-device', '--max-faces', '3',
+                   'blazeface-short', '--on-device', '--max-faces', '1',
                    '--batch', '2', '--layout', 'syn68',
                    '--no-progress']) == 0
   recs = [json.loads(l) for l in (tmp_path / 'o' / 'landmarks.jsonl').open()]

@@ -36,7 +36,11 @@ STORE_MARGIN = 1.75
 STORE_SIZE = int(round(REFERENCE_SIZE * STORE_MARGIN))  # 448
 
 
-def square_crop_affine(box, out_size: int = 256, factor: float = 1.2):
+SQUARE_CROP_FACTOR = 1.2  # the crop side / the face box's longer side
+
+
+def square_crop_affine(box, out_size: int = 256,
+                       factor: float = SQUARE_CROP_FACTOR):
   """2x3 affine mapping image pixels to crop pixels for box (x0, y0, x1, y1)."""
   x0, y0, x1, y1 = [float(v) for v in box]
   side = factor * max(x1 - x0, y1 - y0)
