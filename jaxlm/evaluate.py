@@ -131,29 +131,10 @@ def evaluate(config, predictor, out_dir, progress=True):
         config.data.mean_shape_samples, data_dir)
     np.save(out_dir / f'prompts_{name}.npy', prompts)
     kind = ecfg.get('normaliser', ecfg_all.normaliser)
-    nmes, base_nmes, vis_nmes, overlays = [], [], [], []
-    batches = pipeline.eval_batches(source, ecfg_all.batch_size)
-    n_batches = -(-len(source) // ecfg_all.batch_size)
-    for batch in tqdm.tqdm(batches, total=n_batches, desc=f'eval {name}',
-                           disable=not progress, leave=False):
-      pred_crop = np.asarray(predict(variables, batch['image'], prompts)[0]
-                             ) * size
-      base_crop = np.broadcast_to(baseline * size, pred_crop.shape)
-      pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
-      has_pos = np.isfinite(gt).all(-1)
-      norm = metrics.normaliser(gt, layout, kind, boxes)
-      keep = batch['valid']
-      nmes.append(metrics.nme(pred, gt, norm, has_pos)[keep])
-      vis_nmes.append(metrics.nme(pred, gt, norm,
-                                  has_pos & batch['visible'])[keep])
-      base_nmes.append(metrics.nme(base, gt, norm, has_pos)[keep])
-      for i in np.flatnonzero(keep):
-        if len(overlays) < ecfg_all.overlays:
-          overlays.append(plots.draw_landmarks(
-              batch['image'][i], pred_crop[i], gt=batch['landmarks'][i],
-              layout=layout, legend=not overlays, min_size=OVERLAY_SIZE))
-    nmes, base_nmes = np.concatenate(nmes), np.concatenate(base_nmes)
-    vis_nmes = np.concatenate(vis_nmes)
+    nmes, vis_nmes, base_nmes, overlays = dataset_nmes(
+        lambda images: predict(variables, images, prompts)[0], source,
+        baseline, layout, kind, ecfg_all.batch_size, size, ecfg_all.overlays,
+        progress, f'eval {name}')
     alpha = ecfg_all.fr_alpha
     res = dict(dataset=name, layout=ecfg.layout, zero_shot=zero_shot,
                normaliser=kind, alpha=alpha,
@@ -169,6 +150,48 @@ def evaluate(config, predictor, out_dir, progress=True):
   report = format_report(results)
   (out_dir / 'report.md').write_text(report)
   return results
+
+
+def dataset_nmes(predict, source, baseline, layout, kind: str,
+                 batch_size: int, image_size: int, overlays: int = 0,
+                 progress: bool = False, desc: str = 'eval'):
+  """Per-face NMEs of one eval dataset (the computation of `jaxlm eval`,
+  also run during training by `train.eval_every`).
+
+  Args:
+    predict: images (B, S, S, 3) -> landmarks (B, N, 2) in [0, 1] crop
+      units; always given `batch_size` images (the last batch padded).
+    source: the eval faces (`sources.eval_source`).
+    baseline: (N, 2) the mean shape in crop units (the baseline NME).
+    layout: the faces' `layouts.Layout`; kind: `eval.normaliser`.
+    overlays: how many faces to draw (prediction green, ground truth red).
+
+  Returns:
+    (NME of all points, NME of the visible points, NME of the baseline),
+    each (faces,), in original-image pixels / the normaliser; and the
+    overlay images (at least `OVERLAY_SIZE` pixels a side).
+  """
+  nmes, vis_nmes, base_nmes, drawn = [], [], [], []
+  batches = pipeline.eval_batches(source, batch_size)
+  for batch in tqdm.tqdm(batches, total=-(-len(source) // batch_size),
+                         desc=desc, disable=not progress, leave=False):
+    pred_crop = np.asarray(predict(batch['image'])) * image_size
+    base_crop = np.broadcast_to(baseline * image_size, pred_crop.shape)
+    pred, gt, base, boxes = _image_space(batch, pred_crop, base_crop)
+    has_pos = np.isfinite(gt).all(-1)
+    norm = metrics.normaliser(gt, layout, kind, boxes)
+    keep = batch['valid']
+    nmes.append(metrics.nme(pred, gt, norm, has_pos)[keep])
+    vis_nmes.append(metrics.nme(pred, gt, norm,
+                                has_pos & batch['visible'])[keep])
+    base_nmes.append(metrics.nme(base, gt, norm, has_pos)[keep])
+    for i in np.flatnonzero(keep):
+      if len(drawn) < overlays:
+        drawn.append(plots.draw_landmarks(
+            batch['image'][i], pred_crop[i], gt=batch['landmarks'][i],
+            layout=layout, legend=not drawn, min_size=OVERLAY_SIZE))
+  return (np.concatenate(nmes), np.concatenate(vis_nmes),
+          np.concatenate(base_nmes), drawn)
 
 
 def _image_space(batch, pred, base):
