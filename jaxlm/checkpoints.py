@@ -571,6 +571,19 @@ def eval_dir(path) -> Path:
   return run / ('eval' if step_dir is None else f'eval_{step_dir.name}')
 
 
+def _local_target(ckptr, state_dir: Path):
+  """The saved arrays' shapes and dtypes, placed on this process's first
+  device: restores a step saved by any number of processes and devices
+  (without a target, orbax refuses one saved on another topology, e.g. a
+  multi-host run's checkpoint read by `jaxlm eval` on one machine)."""
+  item = ckptr.metadata(state_dir)
+  item = getattr(item, 'item_metadata', item)  # orbax >= 0.11: StepMetadata
+  tree = getattr(item, 'tree', item)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree_util.tree_map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+
+
 def _read_step(step_dir: Path) -> dict:
   """The variables of one step folder, checked against its checksums."""
   state_dir = step_dir / 'state'
@@ -579,7 +592,7 @@ def _read_step(step_dir: Path) -> dict:
   # Checkpointers are closed after use: left to the garbage collector they
   # print "Event loop is closed" errors by the thousand at exit.
   with ocp.StandardCheckpointer() as ckptr, _quiet_failed_restore():
-    tree = ckptr.restore(state_dir)
+    tree = ckptr.restore(state_dir, _local_target(ckptr, state_dir))
   data = {}
   if (step_dir / 'data').exists():
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:

@@ -61,3 +61,37 @@ def test_without_best_metric_only_the_newest_are_kept(tmp_path):
   assert checkpoints.step_metrics(tmp_path / 'checkpoints' / '3') is None
   with pytest.raises(JaxlmError, match='keeps no best checkpoint'):
     checkpoints.find_run(tmp_path / 'best')
+
+
+SAVE_ON_8_DEVICES = '''
+import sys
+import jax, jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+from jaxlm import checkpoints
+mesh = jax.make_mesh((8,), ('data',))
+w = jax.device_put(jnp.arange(16.).reshape(8, 2),
+                   NamedSharding(mesh, P('data')))
+ckpt = checkpoints.Checkpointer(sys.argv[1], 1)
+ckpt.save(3, {'params': {'w': w}, 'constants': {'c': jnp.ones(2)},
+              'ema': None, 'batch_stats': None})
+ckpt.wait()
+ckpt.close()
+checkpoints.write_run_metadata(sys.argv[1], '{}', [('a', 2)])
+'''
+
+
+def test_a_step_saved_on_another_topology_loads(tmp_path):
+  """A run trained on 8 devices (a multi-host job) read on 1 (`jaxlm
+  eval` on a workstation). Before: orbax's 'Topology mismatch detected'."""
+  import os
+  import subprocess
+  import sys
+  import numpy as np
+  env = dict(os.environ,
+             XLA_FLAGS='--xla_force_host_platform_device_count=8')
+  subprocess.run([sys.executable, '-c', SAVE_ON_8_DEVICES, str(tmp_path)],
+                 env=env, check=True, capture_output=True)
+  run = checkpoints.load_run(tmp_path / 'checkpoints' / '3')
+  np.testing.assert_array_equal(run.variables['params']['w'],
+                                np.arange(16.).reshape(8, 2))
+  assert run.step == 3 and set(run.variables) == {'params', 'constants'}
