@@ -54,7 +54,16 @@ def base_config() -> ml_collections.ConfigDict:
       # parameter-path patterns kept bit-identical (jaxlm/train/frozen.py),
       # e.g. ('encoder',); '!pattern' unfreezes
       frozen=(),
-      log_example_ids=False))  # WORKDIR/examples.jsonl: faces of each step
+      log_example_ids=False,  # WORKDIR/examples.jsonl: faces of each step
+      # > 0: every that many steps and after the last, evaluate data.eval
+      # as `jaxlm eval` would (eval/<dataset>/nme|fr|auc to metrics.jsonl
+      # and TensorBoard, with overlay images); jaxlm/train/evaluator.py
+      eval_every=0,
+      # e.g. 'eval/wflw/nme' (NME and FR: lower is better; AUC: higher):
+      # keep the checkpoint with its best value besides the newest
+      # keep_checkpoints; `--checkpoint WORKDIR/best` names it. Every
+      # evaluated step is then saved too.
+      best_metric=''))
 
   c.optim = ml_collections.ConfigDict(dict(
       name='adamw', lr=5e-5, b1=0.9, b2=0.999, weight_decay=1e-4,

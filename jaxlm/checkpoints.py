@@ -13,6 +13,11 @@ dslpt` writes too, and what `jaxlm eval/predict --workdir/--checkpoint` read:
   <run>/checkpoints/<step>/data    orbax JSON: the data iterator's state
                          and the CRC-32 of every array of `state`
   <run>/convert.json     (converted runs) where the weights came from
+  <run>/checkpoints/<step>/metrics  orbax JSON (runs with
+                         `train.best_metric`): the evaluation metrics of
+                         that step, by which the best step is kept
+  <run>/best             not a folder: the name `find_run` resolves to the
+                         kept step of the best `train.best_metric`
   <run>/eval/            `jaxlm eval` of the run's newest checkpoint;
   <run>/eval_<step>/     of one step folder (`eval_dir`)
 
@@ -366,15 +371,55 @@ def read_run_metadata(run) -> tuple[ml_collections.ConfigDict, list]:
   return config, datasets
 
 
-class Checkpointer:
-  """Saves and restores a state tree + data-iterator state in a run folder."""
+BEST = 'best'  # `<run>/best`: the run's best step (`find_run`)
+METRICS_ITEM = 'metrics'  # orbax's folder of a step's metrics
 
-  def __init__(self, run, max_to_keep: int = 3):
+
+def best_mode(metric: str) -> str:
+  """'max' for a metric where higher is better (AUC: '.../auc'), 'min' for
+  the others (NME, FR)."""
+  return 'max' if metric.rsplit('/', 1)[-1] == 'auc' else 'min'
+
+
+def _rank(metric: str):
+  """metrics dict -> a number that is higher the better the step is by
+  `metric` (a step without it, or with a NaN, ranks last)."""
+  sign = 1.0 if best_mode(metric) == 'max' else -1.0
+
+  def rank(metrics) -> float:
+    value = float((metrics or {}).get(metric, np.nan))
+    return sign * value if np.isfinite(value) else -np.inf
+  return rank
+
+
+class Checkpointer:
+  """Saves and restores a state tree + data-iterator state in a run folder.
+
+  Keeps the newest `max_to_keep` steps and, with `best_metric` (e.g.
+  'eval/wflw/nme'; `best_mode` says whether lower or higher is better),
+  also the one step saved with the best value of that metric (`save`'s
+  `metrics`), whatever its age: orbax's LatestN and BestN(n=1) preservation
+  policies, the metrics written in each step's folder so a resumed run
+  still knows its best.
+  """
+
+  def __init__(self, run, max_to_keep: int = 3, best_metric: str = ''):
     self.directory = Path(run).absolute() / 'checkpoints'
+    self.best_metric = best_metric
+    if best_metric:
+      rank = _rank(best_metric)
+      options = ocp.CheckpointManagerOptions(
+          create=True, best_fn=rank, best_mode='max',
+          preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy([
+              ocp.checkpoint_managers.LatestN(n=max_to_keep),
+              ocp.checkpoint_managers.BestN(
+                  get_metric_fn=rank, n=1,
+                  keep_checkpoints_without_metrics=False)]))
+    else:
+      options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True)
     self.manager = ocp.CheckpointManager(
-        self.directory, item_names=('state', 'data'),
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+        self.directory, item_names=('state', 'data'), options=options)
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -396,15 +441,29 @@ class Checkpointer:
     self.manager.reload()
     return dst
 
-  def save(self, step: int, tree, data_state: dict | None = None):
+  def save(self, step: int, tree, data_state: dict | None = None,
+           metrics: dict | None = None):
     """Saves `tree` (a pytree: a TrainState or a variables dict), with the
-    CRC-32 of every array in the data item (checked on restore)."""
+    CRC-32 of every array in the data item (checked on restore), and with
+    `best_metric`, the step's `metrics` ({name: float}; a step saved
+    without them is kept only while it is among the newest)."""
     import flax  # pylint: disable=g-import-not-at-top
     tree = flax.serialization.to_state_dict(tree)
     data = dict(data_state or {}, checksums=checksums(tree))
+    if metrics and self.best_metric:
+      metrics = {k: float(v) for k, v in metrics.items()}
+    else:
+      metrics = None  # orbax writes metrics only when it tracks a best
     self.manager.save(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardSave(tree),
-        data=ocp.args.JsonSave(data)), force=True)
+        data=ocp.args.JsonSave(data)), metrics=metrics, force=True)
+
+  def best_step(self) -> int | None:
+    """The kept step with the best `best_metric` (None: no step saved with
+    it yet, or no `best_metric`)."""
+    if not self.best_metric:
+      return None
+    return self.manager.best_step()  # saves still in flight included
 
   def restore(self, abstract_state, step: int | None = None):
     """(state, data_state) of `step` (default latest), shaped like target."""
@@ -453,9 +512,47 @@ class Run(NamedTuple):
   step: int
 
 
+def step_metrics(step_dir) -> dict | None:
+  """The metrics a step was saved with (`Checkpointer.save`), or None."""
+  f = Path(step_dir) / METRICS_ITEM / METRICS_ITEM
+  try:
+    return json.loads(f.read_text())
+  except (OSError, ValueError):
+    return None
+
+
+def _best_of(ckpts: Path, metric: str) -> int | None:
+  """The finished step in `ckpts` saved with the best `metric`, or None."""
+  rank = _rank(metric)
+  ranked = [(rank(m), int(p.name)) for p in ckpts.glob('*')
+            if p.name.isdigit() and (m := step_metrics(p)) is not None
+            and np.isfinite(rank(m))]
+  return max(ranked)[1] if ranked else None
+
+
+def best_checkpoint(run) -> Path:
+  """`<run>/checkpoints/<step>` of the run's best step by its config's
+  `train.best_metric`; JaxlmError when it has none."""
+  run = Path(run)
+  config, _ = read_run_metadata(run)
+  metric = config.get('train', {}).get('best_metric', '')
+  if not metric:
+    raise JaxlmError(f'{run / BEST}: the run keeps no best checkpoint (its '
+                     f'config has no train.best_metric)')
+  step = _best_of(run / 'checkpoints', metric)
+  if step is None:
+    raise JaxlmError(f'{run / BEST}: no checkpoint of the run was saved with '
+                     f'{metric} yet (train.eval_every steps)')
+  return run / 'checkpoints' / str(step)
+
+
 def find_run(path) -> tuple[Path, Path | None]:
-  """(run folder, step folder or None) of a run folder or one of its steps."""
+  """(run folder, step folder or None) of a run folder, one of its steps,
+  or `<run>/best` (its best step, `best_checkpoint`)."""
   path = Path(path).expanduser().absolute()
+  if (path.name == BEST and not path.exists() and
+      (path.parent / CONFIG_FILE).exists()):
+    return path.parent, best_checkpoint(path.parent)
   if not path.exists():
     raise JaxlmError(f'checkpoint not found: {path}')
   if (path / CONFIG_FILE).exists():
@@ -474,6 +571,19 @@ def eval_dir(path) -> Path:
   return run / ('eval' if step_dir is None else f'eval_{step_dir.name}')
 
 
+def _local_target(ckptr, state_dir: Path):
+  """The saved arrays' shapes and dtypes, placed on this process's first
+  device: restores a step saved by any number of processes and devices
+  (without a target, orbax refuses one saved on another topology, e.g. a
+  multi-host run's checkpoint read by `jaxlm eval` on one machine)."""
+  item = ckptr.metadata(state_dir)
+  item = getattr(item, 'item_metadata', item)  # orbax >= 0.11: StepMetadata
+  tree = getattr(item, 'tree', item)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree_util.tree_map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+
+
 def _read_step(step_dir: Path) -> dict:
   """The variables of one step folder, checked against its checksums."""
   state_dir = step_dir / 'state'
@@ -482,7 +592,7 @@ def _read_step(step_dir: Path) -> dict:
   # Checkpointers are closed after use: left to the garbage collector they
   # print "Event loop is closed" errors by the thousand at exit.
   with ocp.StandardCheckpointer() as ckptr, _quiet_failed_restore():
-    tree = ckptr.restore(state_dir)
+    tree = ckptr.restore(state_dir, _local_target(ckptr, state_dir))
   data = {}
   if (step_dir / 'data').exists():
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:

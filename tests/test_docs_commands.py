@@ -69,6 +69,8 @@ PARSE_ONLY = {
     r'^jaxlm export .*--(format (onnx|tflite)|batch 0)': 'another export '
         'compile (~10 s; TFLite ~20 s); tests/test_export.py runs every form '
         'and checks it in its runtime',
+    r'^tensorboard ': 'a web server that runs until stopped (the tb extra); '
+                      'its --logdir must be a documented run\'s tb folder',
 }
 
 # Paths that stand for the reader's own files (downloads, photos, buckets):
@@ -99,7 +101,7 @@ TINY = {
 SAMPLE_PHOTO = 'grace_hopper.jpg'
 
 PROGRAMS = ('jaxlm', 'python', 'python3', 'make', '.', 'source', 'for',
-            'sbatch', 'bash')
+            'sbatch', 'bash', 'tensorboard')
 _ENV = re.compile(r'^(\w+=\S*\s+)*')
 DOCS = ['README.md', 'launch/README.md'] + sorted(
     f'configs/{p.name}' for p in (ROOT / 'configs').glob('*.py'))
@@ -340,6 +342,7 @@ def check_jaxlm(argv: list[str], state: State):
     cfg = _config(args.config, overrides, state)
     run = _norm(args.workdir)
     state.runs[run] = Run(cfg, kept_steps(cfg))
+    state.files.add(f'{run}/tb')  # TensorBoard event files
     if args.eval:
       _writes_eval(state, f'{run}/eval', cfg)
   elif cmd == 'eval' and args.suite:
@@ -490,6 +493,10 @@ def check(cmd: Command, state: State):
     _need(argv[1], state, 'sourced file')
   elif prog in ('python', 'python3'):
     _need(argv[1], state, 'script')
+  elif prog == 'tensorboard':
+    if '--logdir' not in argv[:-1]:
+      raise DocError('tensorboard: no --logdir')
+    _need(argv[argv.index('--logdir') + 1], state, '--logdir')
   elif prog in ('sbatch', 'bash') or prog.startswith('launch/'):
     script = next(a for a in argv if a.startswith('launch/'))
     args = argv[argv.index(script) + 1:]

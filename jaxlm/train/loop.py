@@ -21,6 +21,7 @@ from jaxlm.config import to_json, validate
 from jaxlm.data import pipeline, query_tables, sources
 from jaxlm.errors import JaxlmError
 from jaxlm.models.semantic_alignment import point_offsets, validate_mean_shapes
+from jaxlm.train import evaluator as evaluator_lib
 from jaxlm.train import frozen as frozen_lib
 from jaxlm.train import sharding
 from jaxlm.train.state import create_state, make_optimizer
@@ -30,7 +31,8 @@ log = logging.getLogger('jaxlm')
 
 
 class MetricWriter:
-  """Scalars to TensorBoard event files and to `metrics.jsonl`.
+  """Scalars to TensorBoard event files (`<workdir>/tb`) and to
+  `metrics.jsonl`; images to TensorBoard only.
 
   `metrics.jsonl` holds each step once: a session that resumes from step
   `start` first drops the lines of later steps (written by the interrupted
@@ -60,6 +62,14 @@ class MetricWriter:
     self.jsonl.write(json.dumps({'step': step, **{k: float(v) for k, v in
                                                   scalars.items()}}) + '\n')
     self.jsonl.flush()
+
+  def images(self, step: int, images: dict):
+    """{tag: (H, W, 3) uint8 RGB} to TensorBoard."""
+    if not self.enabled:
+      return
+    for k, img in images.items():
+      self.tb.add_image(k, np.asarray(img), step, dataformats='HWC')
+    self.tb.flush()
 
   def close(self):
     if not self.enabled:
@@ -169,6 +179,7 @@ def setup(config) -> Experiment:
         log.warning('train.frozen freezes the encoder %s at its random '
                     'initialisation (no init.encoder or init.checkpoint)',
                     '/'.join(encoder[0]))
+  evaluator_lib.check_settings(config)  # before the data is read
   tx, schedule = make_optimizer(config.optim, config.train.steps, patterns)
   return Experiment(config, family, model, specs, datasets,
                     tuple(layouts.get(s.layout) for s in specs), tx, schedule,
@@ -426,8 +437,9 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   size = config.data.image_size
   _check_same_run(exp, workdir)
   primary = jax.process_index() == 0
-  checkpointer = checkpoints.Checkpointer(workdir,
-                                          config.train.keep_checkpoints)
+  best_metric = config.train.get('best_metric', '')
+  checkpointer = checkpoints.Checkpointer(
+      workdir, config.train.keep_checkpoints, best_metric=best_metric)
 
   t0 = time.time()
   shapes = {s.name: pipeline.mean_shape(s.source,
@@ -502,6 +514,10 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
            mesh.size, jax.process_count())
   step_fn = jit_step(exp.train_step(mesh, ema_decay), state_sh, batch_sh,
                      mesh)
+  eval_every = int(config.train.get('eval_every', 0))
+  evaluator = (evaluator_lib.Evaluator(config, exp.model, exp.family,
+                                       exp.datasets, mesh)
+               if eval_every else None)
   track = _nonfinite_tracker()
   first_bad = (jnp.int32(-1), jnp.float32(0.0), jnp.float32(0.0))
   start = int(state.step)
@@ -512,7 +528,7 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
   bar = tqdm.tqdm(total=total, initial=start,
                   disable=not progress or not primary,
                   desc='train', unit='step', dynamic_ncols=True)
-  last_log, t_log, metrics = start, time.time(), {}
+  last_log, t_log, metrics, evaluated = start, time.time(), {}, {}
 
   def check_finite():
     step = int(first_bad[0])
@@ -543,21 +559,40 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
       bar.update(1)
       if stop_at is not None and done >= stop_at:
         stop['now'] = True
+      evaluate_now = evaluator is not None and (done % eval_every == 0 or
+                                                done == total)
+      if evaluate_now:
+        check_finite()
+        t_eval = time.time()
+        # `jaxlm eval` of a checkpoint uses its EMA too
+        evaluated, overlays = evaluator(state.variables(state.ema))
+        writer.write(done, evaluated)
+        writer.images(done, overlays)
+        took = time.time() - t_eval
+        log.info('step %d: %s (%.1fs)', done, ', '.join(
+            f'{k} {v:.4g}' for k, v in evaluated.items()), took)
+        t_log += took  # img/s: training time only
       if (done % config.train.checkpoint_every == 0 or done == total or
-          stop['now']):
+          stop['now'] or (evaluate_now and best_metric)):
         check_finite()
         if not bool(_all_finite(state)):  # params, optimizer, EMA, BN
           raise _nonfinite_error(config, done, 'the training state became '
                                  'non-finite', latest)
         try:
           checkpointer.save(done, state,
-                            {'iterator': json.dumps(it.get_state())})
+                            {'iterator': json.dumps(it.get_state())},
+                            metrics=evaluated if evaluate_now else None)
         except Exception as e:  # disk full, permissions, a vanished bucket
           raise JaxlmError(f'saving checkpoint {done} to '
                            f'{checkpointer.directory} failed: {e}; training '
                            f'stopped, the checkpoints before it are kept'
                            ) from None
         latest = done
+        if evaluate_now and best_metric and checkpointer.best_step() == done:
+          log.info('new best %s %.4g at step %d: %s (also `--checkpoint '
+                   '%s`)', best_metric, evaluated[best_metric], done,
+                   checkpointer.directory / str(done),
+                   workdir / checkpoints.BEST)
       if stop['now']:
         log.warning('stopped at step %d (checkpoint saved)', done)
         break
@@ -576,4 +611,5 @@ def _train(exp: Experiment, workdir: Path, progress, stop_at, stop) -> dict:
     raise JaxlmError(f'saving a checkpoint to {checkpointer.directory} '
                      f'failed: {save_error}; the checkpoints before it are '
                      f'kept')
-  return dict(step=int(state.step), stopped=stop['now'], **metrics)
+  return dict(step=int(state.step), stopped=stop['now'], **metrics,
+              **evaluated)

@@ -85,11 +85,11 @@ def test_a_failed_save_stops_training_at_once(tmp_path, tiny, monkeypatch):
   real = checkpoints.Checkpointer.save
   calls = []
 
-  def save(self, step, tree, data_state=None):
+  def save(self, step, tree, data_state=None, metrics=None):
     calls.append(step)
     if len(calls) == 2:
       raise OSError(28, 'No space left on device')
-    return real(self, step, tree, data_state)
+    return real(self, step, tree, data_state, metrics)
 
   monkeypatch.setattr(checkpoints.Checkpointer, 'save', save)
   c = tiny(steps=8)
