@@ -5,20 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import matplotlib
+# A Figure of its own, not pyplot: the CED is written without touching the
+# importer's matplotlib backend (a notebook's inline plots keep working).
+from matplotlib.figure import Figure
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxlm import layouts as layouts_lib  # noqa: E402
-from jaxlm import metrics  # noqa: E402
-from jaxlm.errors import JaxlmError  # noqa: E402
+from jaxlm import layouts as layouts_lib
+from jaxlm import metrics
+from jaxlm.errors import JaxlmError
 
 
 def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
   """Writes a CED plot of {label: per-sample NMEs} to `path`."""
-  fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+  fig = Figure(figsize=(5, 4), dpi=100)
+  ax = fig.subplots()
   for label, nmes in curves.items():
     nmes = np.asarray(nmes)
     nmes = nmes[np.isfinite(nmes)]
@@ -34,7 +34,6 @@ def plot_ced(curves: dict[str, np.ndarray], path, alpha=0.1, title='CED'):
   ax.legend(loc='upper left', fontsize=8)
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
 
 
 PREDICTION = (0, 230, 0)  # RGB

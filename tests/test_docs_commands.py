@@ -71,6 +71,10 @@ PARSE_ONLY = {
         'and checks it in its runtime',
     r'^tensorboard ': 'a web server that runs until stopped (the tb extra); '
                       'its --logdir must be a documented run\'s tb folder',
+    r'^pip install ': 'installs packages from PyPI (the extras it names are '
+                      'checked against pyproject.toml)',
+    r'^jupyter lab ': 'starts a JupyterLab server; tests/test_notebooks.py '
+                      'runs the notebooks in a kernel',
 }
 
 # Paths that stand for the reader's own files (downloads, photos, buckets):
@@ -101,7 +105,7 @@ TINY = {
 SAMPLE_PHOTO = 'grace_hopper.jpg'
 
 PROGRAMS = ('jaxlm', 'python', 'python3', 'make', '.', 'source', 'for',
-            'sbatch', 'bash', 'tensorboard')
+            'sbatch', 'bash', 'tensorboard', 'pip', 'jupyter')
 _ENV = re.compile(r'^(\w+=\S*\s+)*')
 DOCS = ['README.md', 'launch/README.md'] + sorted(
     f'configs/{p.name}' for p in (ROOT / 'configs').glob('*.py'))
@@ -470,6 +474,23 @@ def _jaxlm_in(words: list[str]) -> list[list[str]]:
   return found
 
 
+def _check_pip(args: list[str]):
+  """`pip install` of this package: every extra it names is one of
+  pyproject.toml's."""
+  import tomllib
+  if args[:1] != ['install']:
+    raise DocError(f'pip {" ".join(args)}: only pip install is checked')
+  project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+  extras = set(project.get('optional-dependencies', {}))
+  for arg in args[1:]:
+    m = re.fullmatch(r'(\.|' + project['name'] + r')\[([\w,-]+)\]', arg)
+    if m:
+      unknown = set(m.group(2).split(',')) - extras
+      if unknown:
+        raise DocError(f'pip install {arg}: no extra {sorted(unknown)} in '
+                       f'pyproject.toml ({", ".join(sorted(extras))})')
+
+
 def check(cmd: Command, state: State):
   """Checks one documented command without running it (DocError)."""
   argv = cmd.argv
@@ -497,6 +518,15 @@ def check(cmd: Command, state: State):
     if '--logdir' not in argv[:-1]:
       raise DocError('tensorboard: no --logdir')
     _need(argv[argv.index('--logdir') + 1], state, '--logdir')
+  elif prog == 'pip':
+    _check_pip(argv[1:])
+  elif prog == 'jupyter':
+    if argv[1:2] != ['lab']:
+      raise DocError(f'jupyter {" ".join(argv[1:])}: only jupyter lab is '
+                     f'checked')
+    for path in argv[2:]:
+      if not path.startswith('-'):
+        _need(path, state, 'jupyter lab folder')
   elif prog in ('sbatch', 'bash') or prog.startswith('launch/'):
     script = next(a for a in argv if a.startswith('launch/'))
     args = argv[argv.index(script) + 1:]
@@ -563,14 +593,17 @@ def test_checks_name_file_and_line_of_a_broken_command():
       'jaxlm predict --workdir w --image face.jpg --crop none --layout '
       'syn98 --out w/p.png',  # 11: fine
       'jaxlm eval --workdir w --suite wflw,nope',  # 12: unknown suite
+      "pip install -e '.[notebook]'",  # 13: no such extra
+      'jupyter lab notebooks/',  # 14: fine
       '```'])
   failures = check_doc('X.md', State(), text)
   assert [f.split(':')[1] for f in failures] == ['4', '5', '6', '7', '9',
-                                                 '10', '12'], failures
+                                                 '10', '12', '13'], failures
   assert "unknown suite 'nope'" in failures[6]
   assert 'keeps steps [1000, 1500, 2000], not 1200' in failures[0]
   assert "unknown config key 'train.stepz'" in failures[3]
   assert 'no earlier jaxlm build writes it' in failures[5]
+  assert "no extra ['notebook'] in pyproject.toml" in failures[7]
 
 
 def test_parse_only_table_matches_documented_commands():

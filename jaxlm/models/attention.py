@@ -4,6 +4,13 @@ Shapes: queries (B, T, C), keys/values (B, S, C); heads split C into
 (num_heads, C // num_heads). The kernel is `jax.nn.dot_product_attention`,
 which XLA fuses on every backend and which may use cuDNN flash attention on
 GPUs for bf16 inputs.
+
+Attention weights are never materialised by the normal forward. A module
+built with `sow_weights=True` also computes them, as a separate softmax, only
+when its caller made the 'intermediates' collection mutable
+(`apply(..., mutable=['intermediates'])` or `capture_intermediates=True`);
+it then sows them as 'attention_weights' (`attention_weights`). Otherwise
+the traced program is exactly the plain one.
 """
 
 from __future__ import annotations
@@ -43,6 +50,18 @@ def attend(q, k, v, num_heads: int):
   return out.reshape(b, t, c)
 
 
+def attention_weights(q, k, num_heads: int):
+  """(B, heads, T, S) float32 softmax(q k^T / sqrt(C / heads)) over the S
+  keys: the weights `attend` applies, computed on their own."""
+  b, t, c = q.shape
+  s = k.shape[1]
+  h = c // num_heads
+  logits = jnp.einsum('bthd,bshd->bhts',
+                      q.reshape(b, t, num_heads, h).astype(jnp.float32),
+                      k.reshape(b, s, num_heads, h).astype(jnp.float32))
+  return jax.nn.softmax(logits / jnp.sqrt(jnp.float32(h)), axis=-1)
+
+
 class MultiHeadAttention(nn.Module):
   """Attention with separate q, k, v projections (torch's MultiheadAttention).
 
@@ -51,9 +70,14 @@ class MultiHeadAttention(nn.Module):
   a different tensor, as the DETR-style decoders need. Initialised as torch
   initialises nn.MultiheadAttention (xavier-uniform in_proj, zero biases,
   default nn.Linear weight for out_proj), as the official decoders are.
+
+  sow_weights: sow the (B, heads, T, S) attention weights into
+  'intermediates' as 'attention_weights' when that collection is mutable
+  (see the module docstring); no effect on parameters or outputs.
   """
   num_heads: int
   dtype: jnp.dtype = jnp.float32
+  sow_weights: bool = False
 
   @nn.compact
   def __call__(self, query, key, value):
@@ -67,4 +91,7 @@ class MultiHeadAttention(nn.Module):
     k = dense('key', in_init)(key)
     v = dense('value', in_init)(value)
     out = dense('out', torch_linear_init(c)[0])
+    if self.sow_weights and self.is_mutable_collection('intermediates'):
+      self.sow('intermediates', 'attention_weights',
+               attention_weights(q, k, self.num_heads))
     return out(attend(q, k, v, self.num_heads))

@@ -12,6 +12,10 @@ layer's output, so each layer's output can be supervised.
 
 Shapes: memory (B, L, C), memory_pos (1 or B, L, C), prompts (B, N, C).
 Output: (num_layers, B, N, C).
+
+Each layer's cross-attention sows its weights (B, heads, N, L) into the
+'intermediates' collection when the caller makes it mutable (`attention.py`);
+`cross_attention_weights` stacks them per call and layer.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class PromptDecoderLayer(nn.Module):
                                     name='self_attn')(qk, qk, y))
     y = ln('norm2')(t)
     t = t + drop(MultiHeadAttention(self.num_heads, self.dtype,
-                                    name='cross_attn')(
+                                    sow_weights=True, name='cross_attn')(
                                         y + prompts, memory + memory_pos,
                                         memory))
     y = ln('norm3')(t)
@@ -52,6 +56,20 @@ class PromptDecoderLayer(nn.Module):
     y = nn.Dense(c, dtype=self.dtype, kernel_init=k2, bias_init=b2,
                  name='linear2')(y)
     return t + drop(y)
+
+
+def cross_attention_weights(intermediates):
+  """(calls, num_layers, B, heads, N, L) cross-attention weights of the
+  prompts (queries) over the memory tokens, from a PromptDecoder's subtree of
+  the 'intermediates' collection (one entry per call of the decoder: SLPT's
+  stages share theirs). Each row sums to 1 over the L tokens."""
+  names = sorted((k for k in intermediates if k.startswith('layers_')),
+                 key=lambda k: int(k.split('_')[1]))
+  if not names:
+    raise ValueError('no decoder layers in these intermediates; apply the '
+                     "model with mutable=['intermediates']")
+  return jnp.stack([jnp.stack(intermediates[k]['cross_attn'][
+      'attention_weights']) for k in names], axis=1)
 
 
 class PromptDecoder(nn.Module):

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from jaxlm import losses
 from jaxlm.models.attention import dense_init
 from jaxlm.models.family import Family, compute_dtype
-from jaxlm.models.prompt_decoder import PromptDecoder
+from jaxlm.models.prompt_decoder import (PromptDecoder,
+                                         cross_attention_weights)
 from jaxlm.models.remat import remat_of
 from jaxlm.models.semantic_alignment import SemanticAlignment
 from jaxlm.models.structure_prompt import encode_prompts
@@ -111,6 +112,19 @@ class TUFA(nn.Module):
   def dataset_prompts(self, name: str):
     """(N, 2) aligned mean shape of training dataset `name`."""
     return self.alignment.dataset_anchors(name)
+
+
+def cross_attention(model: TUFA, variables, images, prompts):
+  """The prompts' cross-attention over the image patches, with the
+  landmarks it gave: (landmarks (layers, B, N, 2) crop units, weights
+  (layers, B, heads, N, gh * gw)), the patches row-major over the ViT's
+  gh x gw grid (row y, column x; patch (i, j) covers crop units
+  [j, j + 1] / gw x [i, i + 1] / gh). Args as `TUFA.__call__`'s prompts
+  form. The normal forward computes no weights; this one asks the decoder
+  to sow them (`attention.py`)."""
+  out, state = model.apply(variables, images, prompts,
+                           mutable=['intermediates'])
+  return out, cross_attention_weights(state['intermediates']['decoder'])[0]
 
 
 def _defaults():

@@ -91,3 +91,16 @@ def test_exactly_one_of_prompts_or_index(setup):
   m, v, img = setup
   with pytest.raises(ValueError, match='exactly one'):
     m.apply(v, img)
+
+
+def test_cross_attention_weights_per_layer_and_head(setup):
+  """The capture path: (layers, B, heads, N, patches) weights summing to 1
+  over the patches, landmarks equal to the normal forward's."""
+  from jaxlm.models.tufa import cross_attention
+  m, v, img = setup
+  prompts = jax.random.uniform(jax.random.key(5), (6, 2))
+  out, w = cross_attention(m, v, img, prompts)
+  assert w.shape == (2, 2, 3, 6, 16)  # 2 layers, 3 heads, 4x4 patches
+  np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_array_equal(out, m.apply(v, img, prompts))
+  assert not np.allclose(w[0], w[1])  # each layer its own
