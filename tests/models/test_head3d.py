@@ -100,3 +100,53 @@ def test_euler_angles_invert_the_renderer_rotation():
     r = render.rotation(*angles)
     np.testing.assert_allclose(head3d.euler_angles(jnp.asarray(r)), angles,
                                atol=1e-4)
+
+
+def test_a_direct_fit_of_the_2d_points_recovers_the_renderer_pose():
+  """Identifiability of the head's parametrisation (6D rotation, t_z =
+  -Z0 e^a, f = F0 e^b, no principal point): fitting only pose and camera of
+  each face to the renderer's 2D landmarks (the canonical template's
+  queries, offsets 0) by Adam from the frontal start recovers the pose
+  (different identities: not exactly)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from jaxlm.data.synthetic import SyntheticFaces, canonical
+  size, n = 64, 8
+  faces = SyntheticFaces('syn98', n, seed=7, image_size=size)
+  q = canonical.layout_queries('syn98', convention=False)
+  pixels = []
+  for i in range(n):  # `project_queries`' points (test_synthetic_truth.py)
+    g, x = faces.geometry(i), faces.camera_points(i, q)
+    pixels.append(g.focal * x[:, :2] / -x[:, 2:] + g.principal_point)
+  target = jnp.asarray(2 * np.stack(pixels) / size - 1, jnp.float32)
+  truth = np.stack([faces.geometry(i).rotation for i in range(n)])
+  points = jnp.broadcast_to(jnp.asarray(q.canonical()), (n, len(q), 3))
+
+  def camera(p):
+    r = head3d.rotation_from_6d(p['six'] + jnp.array([1.0, 0, 0, 0, 1, 0]))
+    t = jnp.concatenate([p['txy'], -head3d.Z0 * jnp.exp(p['a'])], -1)
+    return r, t, head3d.F0 * jnp.exp(p['b'][:, 0])
+
+  def loss(p):
+    return ((head3d.project(points, *camera(p))[0] - target) ** 2).mean()
+
+  opt = optax.adam(0.01)
+
+  @jax.jit
+  def fit(p):
+    def step(carry, _):
+      p, s = carry
+      u, s = opt.update(jax.grad(loss)(p), s)
+      return (optax.apply_updates(p, u), s), None
+    return jax.lax.scan(step, (p, opt.init(p)), None, 300)[0][0]
+
+  p = fit(dict(six=jnp.zeros((n, 6)), txy=jnp.zeros((n, 2)),
+               a=jnp.zeros((n, 1)), b=jnp.zeros((n, 1))))
+
+  def geodesic(r):
+    c = (np.trace(np.swapaxes(r, -1, -2) @ truth, axis1=-2, axis2=-1) - 1)
+    return np.degrees(np.arccos(np.clip(c / 2, -1, 1)))
+
+  frontal = geodesic(np.eye(3)).mean()
+  fitted = geodesic(np.asarray(camera(p)[0]))
+  assert frontal > 15.0
+  assert fitted.mean() < 6.0 and fitted.max() < 15.0, (fitted, frontal)

@@ -173,11 +173,29 @@ def test_without_stn_and_3d_head_the_untrained_landmark_is_the_centre():
                              rtol=1e-5)
 
 
+def test_offset_scale_scales_the_offsets_only(model):
+  """δ = offset_scale x P's output (the default 0.1 slows the offsets
+  against the pose head); nothing else of the model changes."""
+  m, _, v = model
+  index = jnp.tile(jnp.arange(0, 127, 9)[None], (2, 1))
+  one = apply(build(offset_scale=1.0), v, images(), point_index=index)
+  out = apply(m, v, images(), point_index=index)
+  assert m.offset_scale == 0.1
+  assert np.abs(one['offset']).max() > 1e-4
+  np.testing.assert_allclose(out['offset'], 0.1 * one['offset'], rtol=1e-4,
+                             atol=1e-7)
+  np.testing.assert_allclose(out['points3d'] - out['offset'],
+                             one['points3d'] - one['offset'], atol=1e-6)
+  for k in ('rotation', 'translation', 'focal', 'theta', 'log_var'):
+    np.testing.assert_allclose(out[k], one[k], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('key,value', [('stn', 'perspective'),
                                        ('head', '4d'),
                                        ('stn_padding', 'reflect'),
                                        ('stn_depth', 20),
-                                       ('init_zoom', 0.0)])
+                                       ('init_zoom', 0.0),
+                                       ('offset_scale', 0.0)])
 def test_bad_settings_name_their_key(key, value):
   with pytest.raises(JaxlmError, match=f'model.{key}'):
     build(**{key: value})
