@@ -174,13 +174,13 @@ def test_without_stn_and_3d_head_the_untrained_landmark_is_the_centre():
 
 
 def test_offset_scale_scales_the_offsets_only(model):
-  """δ = offset_scale x P's output (the default 0.1 slows the offsets
-  against the pose head); nothing else of the model changes."""
+  """δ = offset_scale x P's output (0.1 slows the offsets against the
+  pose head); nothing else of the model changes."""
   m, _, v = model
   index = jnp.tile(jnp.arange(0, 127, 9)[None], (2, 1))
-  one = apply(build(offset_scale=1.0), v, images(), point_index=index)
-  out = apply(m, v, images(), point_index=index)
-  assert m.offset_scale == 0.1
+  one = apply(m, v, images(), point_index=index)
+  out = apply(build(offset_scale=0.1), v, images(), point_index=index)
+  assert m.offset_scale == 1.0
   assert np.abs(one['offset']).max() > 1e-4
   np.testing.assert_allclose(out['offset'], 0.1 * one['offset'], rtol=1e-4,
                              atol=1e-7)
