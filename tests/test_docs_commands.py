@@ -66,9 +66,10 @@ PARSE_ONLY = {
     r'--workdir RUN ': 'needs a trained run of the 3D-query family',
     r'^jaxlm build aflw19 ': 'jaxlm fake-data aflw19 writes training faces '
                              'only (no test split to build)',
-    r'^jaxlm export .*--(format (onnx|tflite)|batch 0)': 'another export '
-        'compile (~10 s; TFLite ~20 s); tests/test_export.py runs every form '
-        'and checks it in its runtime',
+    r'^jaxlm export .*--(format (onnx|tflite)|batch 0|detector)': 'another '
+        'export compile (~10 s; TFLite ~20 s); tests/test_export.py and '
+        'tests/test_annotate.py (--detector) run every form and check it in '
+        'its runtime',
     r'^tensorboard ': 'a web server that runs until stopped (the tb extra); '
                       'its --logdir must be a documented run\'s tb folder',
     r'^pip install ': 'installs packages from PyPI (the extras it names are '

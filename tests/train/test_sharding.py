@@ -45,9 +45,9 @@ print('RESULT' + json.dumps(out))
 
 @pytest.mark.slow
 def test_same_loss_curve_on_every_mesh(tmp_path):
-  # data + fsdp and data + tensor cover every axis (8x1x1 adds nothing the
-  # 2x4x1 mesh does not: 40 s of CI time)
-  meshes = [(1, 1, 1), (2, 4, 1), (4, 1, 2)]
+  # 2x2x2 splits every axis at once (data, fsdp and tensor); the 2x4x1 and
+  # 4x1x2 meshes it replaces added nothing it does not check (CI time)
+  meshes = [(1, 1, 1), (2, 2, 2)]
   code = _SCRIPT.format(tests=str(ROOT / 'tests'), meshes=meshes,
                         work=str(tmp_path))
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
