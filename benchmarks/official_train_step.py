@@ -138,7 +138,7 @@ def official_step(model_name: str, official_dir: str, batch: int):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
   params = sum(p.numel() for p in model.parameters())
   return step, (f'official {model_name}: {params / 1e6:.2f} M parameters, '
