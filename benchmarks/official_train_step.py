@@ -32,8 +32,9 @@ same family's config (`CONFIGS`). The two alternate: `--rounds` times,
 `--steps` official steps then `--steps` jaxlm steps, so load from other
 processes hits both alike; reported are the medians, their ratio, and the
 CPU seconds per step (process time, which other processes' load does not
-inflate). `--no-jaxlm` times the official step alone. `--json PATH` writes
-the figures.
+inflate; but a busy machine makes torch's waiting threads spin, which
+`--torch-threads 1` avoids). `--no-jaxlm` times the official step alone.
+`--json PATH` writes the figures.
 """
 
 from __future__ import annotations
@@ -163,9 +164,14 @@ def main():
   p.add_argument('--steps', type=int, default=2,
                  help='steps of each side per round')
   p.add_argument('--no-jaxlm', action='store_true')
+  p.add_argument('--torch-threads', type=int, default=None,
+                 help='torch.set_num_threads (default: torch\'s, the cores)')
   p.add_argument('--json', default=None)
   a = p.parse_args()
   here = os.getcwd()
+  if a.torch_threads:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(a.torch_threads)
   step, text = official_step(a.model, a.official_dir, a.batch)
   print(text, flush=True)
   os.chdir(here)
@@ -196,8 +202,10 @@ def main():
       for _ in range(a.steps):
         times[k].append(timed(fn))
     print(f'round {r + 1}: ' + ', '.join(
-        f'{k} {np.median([w for w, _ in v[-a.steps:]]):.3f} s'
-        for k, v in times.items()), flush=True)
+        f'{k} {np.median([w for w, _ in v[-a.steps:]]):.3f} s '
+        f'({np.median([c for _, c in v[-a.steps:]]):.2f} CPU s)'
+        for k, v in times.items()) + ' | load %.2f' % os.getloadavg()[0],
+          flush=True)
   rows = {}
   for k, v in times.items():
     wall, cpu = np.median([w for w, _ in v]), np.median([c for _, c in v])
