@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import optax
 
+from jaxlm.models.materialize import CPU_COMPILER_OPTIONS
 from jaxlm.train import frozen as frozen_lib
 from jaxlm.train import sharding
 from jaxlm.train.batch_metrics import make_batch_nme
@@ -87,7 +88,11 @@ def make_train_step(model, family, tx, schedule, train_layouts,
 
 def jit_step(train_step, state_shardings, batch_shardings, mesh):
   """The jitted step: state and batch placed as given, metrics replicated,
-  the input state donated."""
+  the input state donated. On CPU meshes it is compiled so that XLA:CPU
+  keeps optimisation barriers (`models/materialize.py`: the models'
+  materialisation points and `jax.checkpoint`'s)."""
+  cpu = mesh.devices.flat[0].platform == 'cpu'
   return jax.jit(train_step, in_shardings=(state_shardings, batch_shardings),
                  out_shardings=(state_shardings, sharding.replicated(mesh)),
-                 donate_argnums=0)
+                 donate_argnums=0,
+                 compiler_options=CPU_COMPILER_OPTIONS if cpu else None)
