@@ -3,10 +3,12 @@ with rematerialised blocks, and less kept for the backward pass.
 
 What the forward pass keeps for the backward pass is read off `jax.vjp`'s
 residuals under `jax.eval_shape` (nothing computed): the bytes a device
-must hold between the two passes. XLA:CPU is not asked: it drops the
-optimisation barriers that pin the recomputation into the backward pass, so
-its `memory_analysis()` shows the same temporaries with remat as without
-(seen with jax 0.10.2); GPU memory is measured by `benchmarks/gpu_suite.py`.
+must hold between the two passes. XLA:CPU is not asked: by default it
+drops the optimisation barriers that pin the recomputation into the
+backward pass (only steps compiled by `train/step.py`'s `jit_step` keep
+them), so a plain jit's `memory_analysis()` shows the same temporaries with
+remat as without (jax 0.10.2); GPU memory is measured by
+`benchmarks/gpu_suite.py`.
 """
 
 import contextlib
