@@ -68,6 +68,7 @@ class Table:
 
 IO = Metric('inter_ocular', 0.1, label='inter-ocular')
 IP = Metric('inter_pupil', 0.1, label='inter-pupil')
+BOX = Metric('box', 0.07, label='box')  # NME_box, AUC_box@0.07 (Ch. 5)
 
 WFLW = Table(
     name='wflw', title='WFLW', tfds_name='wflw', layout='wflw98',
@@ -99,7 +100,7 @@ W300_PRIVATE = Table(
     rows=(Row('Indoor', 'test_indoor'), Row('Outdoor', 'test_outdoor'),
           Row('Full', 'test')),
     metrics=(Metric('inter_ocular', 0.08, label='inter-ocular'),
-             Metric('box', 0.07, label='box')),
+             BOX),
     prompts_from=('w300',), calib=('w300', 'train'))
 
 W300_MASKED = Table(
@@ -123,7 +124,7 @@ COFW68 = Table(
     '300W): inter-ocular NME and FR@0.1; Tables 5.5 and 5.6: NME_box and '
     'AUC_box@0.07 over all, unoccluded and externally occluded points',
     rows=(Row('Test', 'test'),),
-    metrics=(IO, Metric('box', 0.07, label='box'),
+    metrics=(IO, BOX,
              Metric('box', 0.07, 'unoccluded', 'box, unoccluded'),
              Metric('box', 0.07, 'occluded', 'box, occluded')),
     prompts_from=('w300',), calib=('w300', 'train'))
@@ -138,7 +139,7 @@ MERLRAV = Table(
     rows=(Row('Full', 'test'), Row('Frontal', 'test_frontal'),
           Row('Half-profile', 'test_half_profile'),
           Row('Profile', 'test_profile')),
-    metrics=(Metric('box', 0.07, label='box'),
+    metrics=(BOX,
              Metric('box', 0.07, 'unoccluded', 'box, unoccluded'),
              Metric('box', 0.07, 'occluded', 'box, occluded')),
     prompts_from=('merl_rav',))
@@ -150,7 +151,7 @@ AFLW19 = Table(
     'AUC_box@0.07 (sqrt(w * h) of the box)',
     rows=(Row('Full', 'test'), Row('Frontal', 'test_frontal')),
     metrics=(Metric('box_diag', 0.1, label='diag'),
-             Metric('box', 0.07, label='box')),
+             BOX),
     prompts_from=('aflw19',))
 
 # `jaxlm eval --suite NAME`: the tables each name evaluates, in order.
