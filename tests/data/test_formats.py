@@ -219,6 +219,17 @@ def test_aflw19_splits(fake_root, monkeypatch):
     assert r.load_image().shape == (160, 160, 3)
 
 
+def test_aflw19_smaller_than_the_release_keeps_a_test_split(fake_root,
+                                                           caplog):
+  # `jaxlm fake-data aflw19` writes far fewer than the release's 20,000
+  # training faces: the split keeps the release's proportion (4 of 5 train)
+  with caplog.at_level('WARNING'):
+    train = list(aflw19.read_aflw19(fake_root / 'aflw', 'train'))
+  test = list(aflw19.read_aflw19(fake_root / 'aflw', 'test'))
+  assert len(train) == 4 and len(test) == 1
+  assert 'holds 5 faces' in caplog.text
+
+
 def test_celeba_bad_line(fake_root, tmp_path):
   import shutil
   root = tmp_path / 'mafl'

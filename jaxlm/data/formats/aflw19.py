@@ -6,10 +6,13 @@ visibility, `nameList` (n,) image paths relative to the AFLW root, and
 `ra` (1, n), a 1-based permutation whose first 20,000 entries are the
 training faces and the remaining 4,836 the test faces. The frontal
 test subset (1,314 faces) is the test faces whose 19 points are all visible.
+A file with no more than 20,000 faces (`jaxlm fake-data aflw19`, a subset)
+is split in the release's proportion instead (82% train), with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 import numpy as np
@@ -21,6 +24,7 @@ from jaxlm.data.formats.cofw import load_mat
 
 NUM_POINTS = 19
 NUM_TRAIN = 20000
+NUM_FACES = 24386
 
 
 def read_aflw19(root, split: str, *, on_error=None) -> Iterator[FaceRecord]:
@@ -42,7 +46,13 @@ def read_aflw19(root, split: str, *, on_error=None) -> Iterator[FaceRecord]:
   mask = np.asarray(d['mask_new']).astype(bool)
   names = [str(np.asarray(x).ravel()[0]) if np.asarray(x).dtype != np.uint16
            else ''.join(map(chr, np.asarray(x).ravel())) for x in d['nameList']]
-  order = ra[:NUM_TRAIN] if split == 'train' else ra[NUM_TRAIN:]
+  num_train = NUM_TRAIN
+  if n <= NUM_TRAIN:  # not the release: keep its train/test proportion
+    num_train = min(n - 1, round(n * NUM_TRAIN / NUM_FACES))
+    logging.warning('%s holds %d faces, not the release\'s %d: the first %d '
+                    'of `ra` are the training faces, the other %d the test '
+                    'faces', path, n, NUM_FACES, num_train, n - num_train)
+  order = ra[:num_train] if split == 'train' else ra[num_train:]
   if split == 'test_frontal':
     order = [i for i in order if mask[i].all()]
   boxes = np.asarray(d['bbox'], np.float64)
