@@ -47,6 +47,33 @@ def conv(x, features, kernel, stride=1, bias=False, name=None, dtype=None):
                  kernel_init=conv_init, dtype=dtype, name=name)(x)
 
 
+@jax.custom_vjp
+def channel_product(x, kernel):
+  """x (..., in) @ kernel (in, out): a 1x1 convolution's product. Its
+  gradient is autodiff's, except that the incoming gradient is
+  materialised once (`materialize`) before both products read it: XLA:CPU
+  otherwise evaluates the chain that produces it (BatchNorm's backward,
+  residual sums) a second time inside the transposing copy that the kernel
+  gradient's product wants."""
+  return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _channel_product_fwd(x, kernel):
+  return channel_product(x, kernel), (x, kernel)
+
+
+def _channel_product_bwd(residuals, g):
+  x, kernel = residuals
+  g = materialize(g)
+  dx = jax.lax.dot_general(g, kernel, (((g.ndim - 1,), (1,)), ((), ())))
+  dk = jax.lax.dot_general(x.reshape(-1, x.shape[-1]),
+                           g.reshape(-1, g.shape[-1]), (((0,), (0,)), ((), ())))
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+channel_product.defvjp(_channel_product_fwd, _channel_product_bwd)
+
+
 class PointwiseConv(nn.Module):
   """A 1x1 convolution (stride s: every s-th pixel) as one matrix product
   over channels. Same parameters as `nn.Conv` with a (1, 1) kernel (`kernel`
@@ -69,8 +96,7 @@ class PointwiseConv(nn.Module):
                                               dtype=self.dtype)
     if self.stride > 1:
       x = x[:, ::self.stride, ::self.stride]
-    y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)),
-                                              ((), ())))
+    y = channel_product(x, kernel[0, 0])
     return y + bias if bias is not None else y
 
 
@@ -139,8 +165,8 @@ class HighResolutionModule(nn.Module):
     xs = list(xs)
     for i, width in enumerate(self.widths):
       for k in range(self.blocks):
-        xs[i] = BasicBlock(width, dtype=self.dtype,
-                           name=f'branches_{i}_{k}')(xs[i], train)
+        xs[i] = materialize(BasicBlock(width, dtype=self.dtype,
+                                       name=f'branches_{i}_{k}')(xs[i], train))
     if len(xs) == 1:
       return xs
     xs = materialize(xs)  # each read by several fuse layers
@@ -186,17 +212,21 @@ class HRNet(nn.Module):
       raise ValueError(f'unknown HRNet variant {self.variant!r}; known: '
                        f'{", ".join(VARIANTS)}')
     x = normalize_images(images).astype(self.dtype)
-    x = nn.relu(batch_norm(conv(x, 64, 3, 2, name='conv1', dtype=self.dtype),
-                           train, 'bn1'))
-    x = nn.relu(batch_norm(conv(x, 64, 3, 2, name='conv2', dtype=self.dtype),
-                           train, 'bn2'))
+    # every block's output is materialised (`materialize`): the weight
+    # gradient of the convolution that reads it wants it transposed, and
+    # XLA would otherwise recompute the whole chain of BatchNorms, sums and
+    # ReLUs since the last convolution inside that transposing copy
+    x = materialize(nn.relu(batch_norm(
+        conv(x, 64, 3, 2, name='conv1', dtype=self.dtype), train, 'bn1')))
+    x = materialize(nn.relu(batch_norm(
+        conv(x, 64, 3, 2, name='conv2', dtype=self.dtype), train, 'bn2')))
     # (self, x, train): train is static
     bottleneck = checkpointed(Bottleneck, self.remat, static_argnums=(2,))
     hr_module = checkpointed(HighResolutionModule, self.remat,
                              static_argnums=(2,))
     for k in range(4):
-      x = bottleneck(64, downsample=k == 0, dtype=self.dtype,
-                     name=f'layer1_{k}')(x, train)
+      x = materialize(bottleneck(64, downsample=k == 0, dtype=self.dtype,
+                                 name=f'layer1_{k}')(x, train))
     xs, prev = [x], (256,)
     for stage, modules in zip((2, 3, 4), VARIANTS[self.variant]):
       widths = WIDTHS[:stage]
@@ -217,7 +247,7 @@ class HRNet(nn.Module):
             z = conv(z, out, 3, 2, name=f'{name}_{j}_0', dtype=self.dtype)
             z = nn.relu(batch_norm(z, train, f'{name}_{j}_1'))
           new.append(z)
-      xs = new
+      xs = materialize(new)
       for m in range(modules):
         xs = hr_module(widths, dtype=self.dtype,
                        name=f'stage{stage}_{m}')(xs, train)
