@@ -190,12 +190,63 @@ def test_offset_scale_scales_the_offsets_only(model):
     np.testing.assert_allclose(out[k], one[k], rtol=1e-5, atol=1e-6)
 
 
+def test_roi_outside_by_hand():
+  """Distances past the shrunk RoI, in its half side, for an axis-aligned
+  RoI and the same RoI turned by 90 degrees (corners TL, TR, BR, BL)."""
+  square = jnp.array([[[0.2, 0.2], [0.6, 0.2], [0.6, 0.6], [0.2, 0.6]]])
+  turned = jnp.array([[[0.6, 0.2], [0.6, 0.6], [0.2, 0.6], [0.2, 0.2]]])
+  points = jnp.array([[[0.4, 0.4], [0.7, 0.4], [0.4, 0.1], [0.59, 0.21]]])
+  # half side 0.2: (0.7, 0.4) is 1.5 half sides from the centre in x,
+  # (0.4, 0.1) 1.5 in y, (0.59, 0.21) 0.95 in both
+  expected = [0.0, 0.6, 0.6, 0.05]
+  for roi in (square, turned):
+    np.testing.assert_allclose(
+        infinite3d.roi_outside(roi, points, 0.1)[0], expected, atol=1e-6)
+  np.testing.assert_allclose(
+      infinite3d.roi_outside(square, points, 0.0)[0], [0, 0.5, 0.5, 0],
+      atol=1e-6)
+
+
+def test_roi_prior_pulls_the_rois_edge_over_outside_points(model):
+  """With roi_prior the loss grows by its weight x the mean distance
+  outside, reports the share of points outside the RoI, and its gradient
+  reaches S."""
+  m, _, v = model
+  index = jnp.tile(jnp.arange(0, 127, 7)[None], (2, 1))
+  out = apply(m, v, images(), point_index=index)
+  outside = infinite3d.roi_outside(out['roi'], out['landmarks'], 0.1)
+  # targets: the model's own landmarks, pushed past the RoI's right edge
+  target = out['landmarks'].at[:, :4, 0].set(out['roi'][:, 1:2, 0] + 0.1)
+  batch = dict(target=target, weight=jnp.ones(index.shape))
+  plain = models.get('infinite3d').loss(m, ())
+  ruled = build(roi_prior=2.0)
+  with_roi = models.get('infinite3d').loss(ruled, ())
+  (l0, _), (l1, metrics) = plain(out, batch), with_roi(out, batch)
+  far = infinite3d.roi_outside(out['roi'], target, 0.1)
+  assert float(far.mean()) > float(outside.mean())
+  np.testing.assert_allclose(l1 - l0, 2.0 * far.mean(), rtol=1e-5)
+  # the 4 pushed points, and those of the others already outside the RoI
+  missed = 4 + (outside[:, 4:] > 0.1).sum(1)
+  np.testing.assert_allclose(metrics['roi_missed'],
+                             missed.mean() / index.shape[1], rtol=1e-6)
+
+  def term(params):
+    o = ruled.apply(dict(v, params=params), images(), point_index=index)
+    return with_roi(o, batch)[0] - plain(o, batch)[0]
+
+  g = jax.jit(jax.grad(term))(v['params'])
+  assert np.abs(g['spatial_transformer']['head']['kernel']).max() > 0
+  assert np.abs(g['pose_camera']['out']['kernel']).max() == 0
+
+
 @pytest.mark.parametrize('key,value', [('stn', 'perspective'),
                                        ('head', '4d'),
                                        ('stn_padding', 'reflect'),
                                        ('stn_depth', 20),
                                        ('init_zoom', 0.0),
-                                       ('offset_scale', 0.0)])
+                                       ('offset_scale', 0.0),
+                                       ('roi_prior', -1.0),
+                                       ('roi_margin', 1.0)])
 def test_bad_settings_name_their_key(key, value):
   with pytest.raises(JaxlmError, match=f'model.{key}'):
     build(**{key: value})
