@@ -138,7 +138,7 @@ def table(title, totals, steps, wall, top=None):
     print(f'| {name} | {ms:.1f} | {100 * ms / 1e3 / wall:.1f} |')
 
 
-def main():
+def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--model', default='tufa', choices=sorted(train_step.CONFIGS))
   p.add_argument('--config', default=None)
@@ -155,7 +155,7 @@ def main():
   p.add_argument('--top', type=int, default=25)
   p.add_argument('--trace-dir', default=None)
   p.add_argument('--json', default=None)
-  a = p.parse_args()
+  a = p.parse_args(argv)
   print(f'jax {jax.__version__} on {jax.local_devices()[0].device_kind} '
         f'x{jax.local_device_count()}', flush=True)
   bench = train_step.StepBench(a.config or train_step.CONFIGS[a.model],
@@ -218,6 +218,7 @@ def main():
       json.dump(dict(
           model=cfg.name, variant=cfg.variant, batch=a.batch,
           dtype=a.dtype, step_s=wall, ops_ms=ops_ms,
+          unmatched_ms=sum(unmatched.values()) / 1e3 / a.steps,
           by_kind={k: v / 1e3 / a.steps for k, v in by_kind.items()},
           by_pass={k: v / 1e3 / a.steps for k, v in by_pass.items()},
           by_module={k: v / 1e3 / a.steps for k, v in by_module.items()},

@@ -24,8 +24,11 @@ separate processes. `--json PATH` also writes every row's figures.
 
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
-one compile step. Reference on a 2-core CPU: the official PyTorch TUFA S/16
-(fp32, batch 8, 98 prompts) trains at 2.6 img/s. On GPUs MFU uses the FLOPs
+one compile step. Reference on a 2-core Zen 4 CPU (2026-12-07, quiet): the
+official PyTorch TUFA S/16 (fp32, batch 8, 98 prompts) trains at 2.6-2.95
+img/s, jaxlm's at 2.5-2.65 (`benchmarks/official_train_step.py`, and
+`benchmarks/results/train_step_vs_official_cpu.md` for why fp32 cannot go
+much faster there). On GPUs MFU uses the FLOPs
 of XLA's cost analysis of the compiled step and the device's peak
 (`--peak-tflops`, defaults for H100/H200 bf16 dense). `StepBench` is the
 same measurement for other scripts (`benchmarks/gpu_suite.py`): one model's
