@@ -20,7 +20,11 @@ Printed per step: the step's wall time, the sum of the ops' times (it can
 exceed the wall time when ops run concurrently, or fall short of it by the
 time between ops), and the ops' time grouped by kind, by pass (forward,
 backward, optimizer) and by model component (`--depth` levels of the Flax
-module path), then the `--top` single instructions. `--json` writes the
+module path), then the `--top` single instructions. Caveat (XLA:CPU, jax 0.10.2): a
+plain `dot` thunk (Eigen's, not a YNNPACK fusion) may run asynchronously,
+so its event can show little more than its launch while its arithmetic
+overlaps, and slows, the ops after it (TUFA's weight-gradient products:
+12 events of 2.4 GFLOP each summing to 6 ms). `--json` writes the
 groups and every instruction's total. The trace itself stays in
 `--trace-dir` (TensorBoard's profile plugin or Perfetto can open it), with
 the compiled step's HLO (`step.hlo.txt`), where each instruction's name
