@@ -4,6 +4,8 @@ the compiled HLO and grouped by kind, pass and model component."""
 import json
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / 'benchmarks'))
@@ -21,6 +23,7 @@ def test_module_path_and_pass():
       '(outside the model)'
 
 
+@pytest.mark.slow
 def test_a_tiny_step_is_accounted_for(tmp_path, capsys):
   out = tmp_path / 'profile.json'
   profile_step.main(['--config', str(ROOT / 'configs' / 'tufa_demo.py'),

@@ -59,7 +59,7 @@ TINY = {
                                    num_heads=4),
 }
 # also traced with 'dots'
-DOTS = ('tufa',)
+DOTS = ('tufa', 'dslpt')
 # compiled and run with and without remat (each compile takes seconds on
 # a 2-core CPU: the other families' blocks are checked one by one below)
 NUMERIC = ('tufa',)
@@ -163,6 +163,7 @@ def test_remat_keeps_less_for_the_backward_pass(case):
     assert kept['blocks'] < kept['dots'] < kept['none'], kept
 
 
+@pytest.mark.slow
 def test_cpu_steps_keep_the_barriers_and_the_memory_drops():
   """XLA:CPU's compiled temporaries of a TUFA gradient (Ti/16, 3 blocks,
   batch 8 at 128 px): with the options `jit_step` compiles CPU steps with,
@@ -198,7 +199,8 @@ def test_cpu_steps_keep_the_barriers_and_the_memory_drops():
       temp[options, s] = compiled.memory_analysis().temp_size_in_bytes
   print({k: f'{v / 2**20:.2f} MiB' for k, v in temp.items()})
   assert temp['jit_step', 'blocks'] < 0.6 * temp['jit_step', 'none'], temp
-  assert temp['default', 'blocks'] >= 0.9 * temp['default', 'none'], temp
+  if jax.default_backend() == 'cpu':  # XLA:CPU's defaults drop the barriers
+    assert temp['default', 'blocks'] >= 0.9 * temp['default', 'none'], temp
 
 
 @pytest.mark.parametrize('case', NUMERIC)

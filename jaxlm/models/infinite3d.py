@@ -361,7 +361,8 @@ def roi_outside(roi, points, margin: float):
   """How far each point (B, N, 2) lies outside the RoI shrunk by `margin`:
   0 inside, else the distance past the shrunk square's edge (max over x and
   y), in units of the RoI's half side. roi (B, 4, 2) are I''s outer corners
-  (`Infinite3D`'s output; any parallelogram: similarity or affine S)."""
+  (`Infinite3D`'s output, TL, TR, BR, BL; any parallelogram: similarity or
+  affine S); points and roi in the same units (crop units of I, [0, 1])."""
   c0, c1, c3 = roi[:, 0], roi[:, 1], roi[:, 3]
   ex, ey = c1 - c0, c3 - c0  # I''s x and y edges in crop units of I
   d = points - c0[:, None]

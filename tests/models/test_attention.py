@@ -6,7 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm.models.attention import MultiHeadAttention
+import pytest
+
+from jaxlm.models.attention import MultiHeadAttention, attend
 from jaxlm.models.prompt_decoder import PromptDecoder, cross_attention_weights
 
 
@@ -57,3 +59,34 @@ def test_prompt_decoder_sows_every_layer_through_remat():
     got.append(cross_attention_weights(state['intermediates']))
   assert got[0].shape == (1, 2, 2, 3, 5, 7)  # (calls, layers, B, heads, T, S)
   np.testing.assert_allclose(got[1], got[0], atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype,tol', [(jnp.float32, 1e-5),
+                                       (jnp.bfloat16, 2e-2)])
+def test_attend_is_jax_dot_product_attention(dtype, tol):
+  """`attend` (on CPU written out, heads first) computes what
+  jax.nn.dot_product_attention computes, forward and backward."""
+  b, t, s, heads, h = 2, 5, 7, 3, 32  # 1/sqrt(32) is no power of two
+  ks = jax.random.split(jax.random.key(3), 4)
+  q, k, v = (jax.random.normal(kk, (b, n, heads * h), dtype)
+             for kk, n in zip(ks, (t, s, s)))
+  ct = jax.random.normal(ks[3], (b, t, heads * h))
+
+  def fused(q, k, v):
+    split = lambda x: x.reshape(x.shape[0], x.shape[1], heads, h)
+    return jax.nn.dot_product_attention(split(q), split(k), split(v)
+                                        ).reshape(b, t, heads * h)
+
+  for f_ours, f_ref in ((lambda *a: attend(*a, heads), fused),):
+    out, ref = f_ours(q, k, v), f_ref(q, k, v)
+    assert out.dtype == ref.dtype == dtype
+    np.testing.assert_allclose(np.asarray(out, np.float32),
+                               np.asarray(ref, np.float32), atol=tol)
+    loss = lambda f: lambda *a: (f(*a).astype(jnp.float32) * ct).sum()
+    g_ours = jax.grad(loss(f_ours), (0, 1, 2))(q, k, v)
+    g_ref = jax.grad(loss(f_ref), (0, 1, 2))(q, k, v)
+    for a, r in zip(g_ours, g_ref):
+      scale = float(jnp.abs(r.astype(jnp.float32)).max())
+      np.testing.assert_allclose(np.asarray(a, np.float32),
+                                 np.asarray(r, np.float32),
+                                 atol=tol * scale)
