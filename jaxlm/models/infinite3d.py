@@ -25,8 +25,8 @@ Supervision is 2D only: no box for S, no pose, no depth.
 its weight x the mean distance of the true 2D landmarks outside S's RoI
 shrunk by `model.roi_margin` (`roi_outside`, in units of the RoI's half
 side): still landmark supervision only, no box, but it asks S directly for
-what the RoI is for, holding every point (trained without it, the RoI held
-77-92% of the true points).
+what the RoI is for, holding every point (the CPU demo: 77-92% of the
+true points inside the RoI without it, 96-98% with weight 1.0).
 
 The offsets and the pose race to fit the same 2D error (a head rotation is
 also a field of per-point offsets, and P, on the same f, learns it first):
@@ -36,8 +36,8 @@ by an MLP on the true 2D landmarks, no S, tight faces), the pose came out
 with the offsets off. `model.offset_scale` (a proposal, the paper is
 silent) slows δ: at 0.1, 9.4° with a lower landmark error than either
 (`benchmarks/results/infinite3d_synthetic_cpu.md`, 2026-12-06). The
-default stays 1.0 (the measured demo) until a full demo run at 0.1 shows
-it helps there too.
+default stays 1.0: the CPU demo (`configs/infinite3d_demo.py`) trains with
+0.1, and its small CNN still learned no pose in 1200 steps (2026-12-07).
 
 Coordinates: crop units of I are the family API's (`family.py`); screen
 units s = 2c - 1 of I and I' ([-1, 1], x right, y down); the sampler's
@@ -278,8 +278,8 @@ def defaults():
       offset_prior=0.01,  # weight of mean |δ|² (3D head)
       # δ = offset_scale x P's output: an Adam step moves δ by about
       # offset_scale x lr. 0.1 let the pose win its race against the
-      # offsets on pose-aware features (module docstring); 1.0 stays the
-      # default until the demo is re-measured with 0.1
+      # offsets on pose-aware features (module docstring); the CPU demo
+      # uses it, but there the pose is not learned either way
       offset_scale=1.0,
       # weight of the RoI term: the mean distance of the true landmarks
       # outside S's RoI shrunk by roi_margin (in the RoI's half side); 0:

@@ -46,7 +46,8 @@ def test_train_eval_predict_without_a_face_detector(tmp_path):
   lines = [json.loads(l) for l in
            (work / 'metrics.jsonl').read_text().splitlines()]
   assert all(np.isfinite(l['loss']) for l in lines)
-  assert {'offset_rms', 'stn_scale'} <= set(lines[-1])
+  assert {'offset_rms', 'stn_scale', 'roi_outside', 'roi_missed'} <= set(
+      lines[-1])  # the demo's RoI term
   run = checkpoints.load_run(work)
   assert run.datasets == [('syn29', 29), ('syn98', 98)]
   # semantic tables: the layouts' points without their conventions
