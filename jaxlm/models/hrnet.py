@@ -55,6 +55,10 @@ def channel_product(x, kernel):
   otherwise evaluates the chain that produces it (BatchNorm's backward,
   residual sums) a second time inside the transposing copy that the kernel
   gradient's product wants."""
+  return _contract_channels(x, kernel)
+
+
+def _contract_channels(x, kernel):
   return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
 
 
@@ -62,8 +66,7 @@ def _channel_product_fwd(x, kernel):
   # the product itself, not `channel_product`: jax.checkpoint's 'dots'
   # policy (`remat.POLICIES`) sees and saves a `dot_general` here, but not
   # the result of a nested custom-VJP call
-  y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-  return y, (x, kernel)
+  return _contract_channels(x, kernel), (x, kernel)
 
 
 def _channel_product_bwd(residuals, g):
