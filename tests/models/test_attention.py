@@ -64,7 +64,7 @@ def test_prompt_decoder_sows_every_layer_through_remat():
 @pytest.mark.parametrize('dtype,tol', [(jnp.float32, 1e-5),
                                        (jnp.bfloat16, 2e-2)])
 def test_attend_is_jax_dot_product_attention(dtype, tol):
-  """`attend` (on CPU written out, heads first) computes what
+  """`attend` (on CPU written out head by head) computes what
   jax.nn.dot_product_attention computes, forward and backward."""
   b, t, s, heads, h = 2, 5, 7, 3, 32  # 1/sqrt(32) is no power of two
   ks = jax.random.split(jax.random.key(3), 4)
