@@ -6,17 +6,20 @@ the other ways to write it, and against torch.
   python benchmarks/attention_cpu.py --shape 8,98,256,384,6 --rounds 20
 
 `--shape B,T,S,C,heads`: queries (B, T, C), keys and values (B, S, C). Each
-row is one way of computing softmax(q k^T / sqrt(C / heads)) v, jitted
-(with the compiler options of jaxlm's training step), timed forward alone
-and forward + backward (the gradients of q, k and v for a random
-cotangent); printed are medians of `--rounds` calls and the largest
-difference from the first row:
+row is one way of computing softmax(q k^T / sqrt(C / heads)) v, timed
+forward alone and forward + backward (the gradients of q, k and v for a
+random cotangent), medians of `--rounds` calls; JAX's rows jitted with the
+compiler options of jaxlm's training step. Every row also prints its
+largest difference from the first one (outputs and gradients):
 
-- `attend`: `jaxlm.models.attention.attend` as it is (on CPU: one head at
-  a time, products batched over B, softmax gradient written out);
+- `per-head`: `attention.attend_per_head`, what `attend` runs on CPUs (one
+  head at a time, products batched over B, softmax gradient written out);
+- `per-head, jax.nn.softmax`: the same with autodiff's softmax gradient;
 - `heads-first`: (B, heads, T, S) products batched over (B, heads) and
-  `jax.nn.softmax` (what `attend` did on CPU before 2026-12-07);
-- `fused`: `jax.nn.dot_product_attention`, XLA's own;
+  `jax.nn.softmax`, written here as a baseline (what `attend` ran on CPUs
+  between commits 2aaba9b and 61a8036);
+- `fused`: `attention.fused_attention` (`jax.nn.dot_product_attention`,
+  what `attend` runs on GPUs and TPUs);
 - `torch`: the official DINO ViT's `(q @ k^T * scale).softmax(-1) @ v`,
   and `torch sdpa`: `scaled_dot_product_attention` (when torch imports).
 """
@@ -30,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm.models.attention import attend
+from jaxlm.models.attention import attend_per_head, fused_attention
 from jaxlm.models.materialize import CPU_COMPILER_OPTIONS
 
 
@@ -42,14 +45,6 @@ def heads_first(q, k, v, num_heads):
                       preferred_element_type=jnp.float32) * (h ** -0.5)
   p = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   return (p @ heads(v, s)).transpose(0, 2, 1, 3).reshape(b, t, c)
-
-
-def fused(q, k, v, num_heads):
-  b, t, c = q.shape
-  s, h = k.shape[1], c // num_heads
-  return jax.nn.dot_product_attention(
-      q.reshape(b, t, num_heads, h), k.reshape(b, s, num_heads, h),
-      v.reshape(b, s, num_heads, h)).reshape(b, t, c)
 
 
 def median_ms(fn, rounds):
@@ -75,8 +70,11 @@ def main(argv=None):
   print(f'jax {jax.__version__} on {jax.devices()[0].device_kind}; '
         f'B={b} T={t} S={s} C={c} heads={nh}, float32')
   reference = None
-  for name, f in (('attend', attend), ('heads-first', heads_first),
-                  ('fused', fused)):
+  autodiff_softmax = lambda q, k, v, nh: attend_per_head(
+      q, k, v, nh, softmax=lambda x: jax.nn.softmax(x, axis=-1))
+  for name, f in (('per-head', attend_per_head),
+                  ('per-head, jax.nn.softmax', autodiff_softmax),
+                  ('heads-first', heads_first), ('fused', fused_attention)):
     forward = lambda q, k, v, f=f: f(q, k, v, nh)
 
     def both(q, k, v, ct, forward=forward):
@@ -92,7 +90,7 @@ def main(argv=None):
     ms_f = median_ms(lambda: jax.block_until_ready(fwd(q, k, v)), a.rounds)
     ms_b = median_ms(lambda: jax.block_until_ready(fwd_bwd(q, k, v, ct)),
                      a.rounds)
-    print(f'{name:12s} forward {ms_f:7.2f} ms | forward+backward '
+    print(f'{name:24s} forward {ms_f:7.2f} ms | forward+backward '
           f'{ms_b:7.2f} ms | max diff {diff:.1e}')
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -118,12 +116,15 @@ def main(argv=None):
 
     def both(sdpa=sdpa):
       args = [x.clone().requires_grad_() for x in (tq, tk, tv)]
-      torch_attention(*args, sdpa).backward(tct)
+      out = torch_attention(*args, sdpa)
+      out.backward(tct)
+      return [out.detach()] + [x.grad for x in args]
 
-    print(f'{name:12s} forward {median_ms(forward, a.rounds):7.2f} ms | '
+    diff = max(float(np.abs(x.numpy() - np.asarray(y)).max())
+               for x, y in zip(both(), reference))
+    print(f'{name:24s} forward {median_ms(forward, a.rounds):7.2f} ms | '
           f'forward+backward {median_ms(both, a.rounds):7.2f} ms | '
-          f'{torch.get_num_threads()} threads')
-
+          f'max diff {diff:.1e} ({torch.get_num_threads()} threads)')
 
 if __name__ == '__main__':
   main()

@@ -25,7 +25,7 @@ separate processes. `--json PATH` also writes every row's figures.
 Times the same jitted step `jaxlm train` runs (forward of every decoder
 layer, L1 loss, backward, AdamW update; donated state) on random input, after
 one compile step. Reference on a 2-core Zen 4 CPU (2026-12-07, quiet): the
-official PyTorch TUFA S/16 (fp32, batch 8, 98 prompts) trains at 2.9
+official PyTorch TUFA S/16 (fp32, batch 8, 98 prompts) trains at 2.6-2.95
 img/s, jaxlm's at 2.8-2.9 (`benchmarks/official_train_step.py`, and
 `benchmarks/results/train_step_vs_official_cpu.md` for why fp32 cannot go
 much faster there). On GPUs MFU uses the FLOPs

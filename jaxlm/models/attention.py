@@ -41,36 +41,54 @@ def torch_mha_in_proj_init(width: int):
 
 
 def attend(q, k, v, num_heads: int):
-  """Scaled dot-product attention of (B, T, C) q with (B, S, C) k, v.
+  """Scaled dot-product attention of (B, T, C) q with (B, S, C) k, v: on
+  CPUs `attend_per_head`, elsewhere `fused_attention`. Both compute the
+  logits and the softmax in float32; they differ by rounding only."""
+  if jax.default_backend() == 'cpu':
+    return attend_per_head(q, k, v, num_heads)
+  return fused_attention(q, k, v, num_heads)
 
-  On GPUs and TPUs `jax.nn.dot_product_attention` (XLA's fused attention,
-  cuDNN's where it applies). On CPUs the same function written out one head
-  at a time: each head's (B, T, C / heads) slices of q, k, v, products
-  batched over B only, and a softmax whose gradient is the textbook
-  y (g - sum(g y)) (`_softmax`). XLA:CPU runs that forward and backward
-  about 2x faster than the fused form or a heads-first (B, heads, T, S)
-  product (ViT-S/16 at 257 tokens, batch 8: 24.5 against 52 ms per block,
-  torch 27 ms; `benchmarks/results/train_step_vs_official_cpu.md`): its
-  libraries' products batched over (B, heads) reach 20-50 GFLOP/s here,
-  the transposing copies into heads-first layout go away, and autodiff's
-  softmax backward fuses into the products it feeds. Both compute the
-  logits and the softmax in float32; they differ by rounding only.
-  """
+
+def fused_attention(q, k, v, num_heads: int):
+  """`attend` on GPUs and TPUs: `jax.nn.dot_product_attention` (XLA's fused
+  attention, cuDNN's where it applies)."""
   b, t, c = q.shape
-  s = k.shape[1]
-  h = c // num_heads
-  if jax.default_backend() != 'cpu':
-    out = jax.nn.dot_product_attention(
-        q.reshape(b, t, num_heads, h), k.reshape(b, s, num_heads, h),
-        v.reshape(b, s, num_heads, h))
-    return out.reshape(b, t, c)
+  s, h = k.shape[1], c // num_heads
+  out = jax.nn.dot_product_attention(
+      q.reshape(b, t, num_heads, h), k.reshape(b, s, num_heads, h),
+      v.reshape(b, s, num_heads, h))
+  return out.reshape(b, t, c)
+
+
+def attend_per_head(q, k, v, num_heads: int, softmax=None):
+  """`attend` on CPUs: one head at a time, each head's (B, T, C / heads)
+  slices of q, k, v, products batched over B only, and a softmax whose
+  gradient is written out, y (g - sum(g y)) (`softmax`: another function
+  in its place, for `benchmarks/attention_cpu.py`).
+
+  Why (2-core Zen 4, fp32, forward + backward, `benchmarks/attention_cpu.py`,
+  `benchmarks/results/train_step_vs_official_cpu.md`): XLA:CPU's products
+  batched over (B, heads) run at 40-80 GFLOP/s there against 180-200 for
+  large ones. ViT-S/16 blocks (257 tokens, batch 8): 25.7 ms, against 59
+  for (B, heads, T, S) products with `jax.nn.softmax`, 54 for the fused
+  form, 35 with autodiff's softmax gradient, and 28 in torch. The decoders'
+  shorter sequences gain 1.1-1.2x over the heads-first form (there
+  autodiff's softmax gradient is about as fast).
+
+  Limits: the written-out gradient is reverse mode only (`jax.jvp` through
+  it raises; nothing in jaxlm uses forward mode). On a CPU mesh that shards
+  C over 'tensor' (`train/sharding.py`; on CPUs only in tests) the per-head
+  slices of C cost collectives; the numbers are the same.
+  """
+  softmax = softmax or _softmax
+  h = q.shape[-1] // num_heads
   outs = []
   for i in range(num_heads):
     head = slice(i * h, (i + 1) * h)
     # float32 logits, scaled in float32, as jax.nn.dot_product_attention
     logits = jnp.einsum('btd,bsd->bts', q[..., head], k[..., head],
                         preferred_element_type=jnp.float32) * (h ** -0.5)
-    p = _softmax(logits).astype(v.dtype)
+    p = softmax(logits).astype(v.dtype)
     outs.append(jnp.einsum('bts,bsd->btd', p, v[..., head]))
   return jnp.concatenate(outs, axis=-1)
 
@@ -78,7 +96,7 @@ def attend(q, k, v, num_heads: int):
 @jax.custom_vjp
 def _softmax(x):
   """softmax over the last axis; its gradient y (g - sum(g y)) written out
-  (`attend`)."""
+  (`attend_per_head`; reverse mode only)."""
   e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
   return e / jnp.sum(e, axis=-1, keepdims=True)
 
