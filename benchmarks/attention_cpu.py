@@ -69,6 +69,8 @@ def main(argv=None):
                  for shape in ((b, t, c), (b, s, c), (b, s, c), (b, t, c)))
   print(f'jax {jax.__version__} on {jax.devices()[0].device_kind}; '
         f'B={b} T={t} S={s} C={c} heads={nh}, float32')
+  options = CPU_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None
+  compile_ = lambda fn, *args: jax.jit(fn).lower(*args).compile(options)
   reference = None
   autodiff_softmax = lambda q, k, v, nh: attend_per_head(
       q, k, v, nh, softmax=lambda x: jax.nn.softmax(x, axis=-1))
@@ -81,8 +83,6 @@ def main(argv=None):
       out, vjp = jax.vjp(forward, q, k, v)
       return out, vjp(ct)
 
-    compile_ = lambda fn, *args: jax.jit(fn).lower(*args).compile(
-        CPU_COMPILER_OPTIONS if jax.default_backend() == 'cpu' else None)
     fwd, fwd_bwd = compile_(forward, q, k, v), compile_(both, q, k, v, ct)
     out = jax.tree.leaves(fwd_bwd(q, k, v, ct))
     reference = reference or out
@@ -125,6 +125,7 @@ def main(argv=None):
     print(f'{name:24s} forward {median_ms(forward, a.rounds):7.2f} ms | '
           f'forward+backward {median_ms(both, a.rounds):7.2f} ms | '
           f'max diff {diff:.1e} ({torch.get_num_threads()} threads)')
+
 
 if __name__ == '__main__':
   main()
