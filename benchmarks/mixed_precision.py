@@ -2,12 +2,17 @@ r"""bf16 mixed precision vs float32: the same short run twice, loss curves
 side by side (any family: `model.dtype`; parameters stay float32).
 
   python benchmarks/mixed_precision.py --config configs/lensmaster_demo.py \
-      --steps 200 --config.train.log_every=20
+      --steps 200 --window 20 --control
 
 Both runs start from the same initial parameters and see the same batches
-(same seed); only the compute dtype differs. Prints the logged loss of each
-run, their relative difference, and each run's img/s and wall time.
-Run folders go to a temporary directory unless `--workdir` is given.
+(same seed); only the compute dtype differs. Every step's loss is logged;
+the table gives each run's mean loss over windows of `--window` steps (one
+step's loss is one batch's: too noisy to compare runs whose paths drift
+apart), their relative difference, and each run's img/s and wall time.
+`--control` adds a float32 run with `seed` + 1 (other initial parameters
+and batches): bf16's curve is within tolerance where it stays as close to
+float32's as that run does. Run folders go to a temporary directory unless
+`--workdir` is given; finished runs found there are read, not retrained.
 """
 
 from __future__ import annotations
@@ -18,48 +23,89 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from jaxlm.config import apply_overrides, load_config, parse_override_args
 from jaxlm.train.loop import train
 
 
-def run(config_spec, overrides, dtype, steps, workdir):
-  c = load_config(config_spec)
-  apply_overrides(c, overrides)
-  c.model.dtype = dtype
-  c.train.steps = steps
-  c.train.checkpoint_every = steps
-  t0 = time.time()
-  train(c, workdir, progress=False)
-  wall = time.time() - t0
-  lines = [json.loads(l) for l in
-           (Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
-  return lines, wall
+def run(config_spec, overrides, dtype, steps, workdir, seed_offset=0):
+  """One run's logged training steps and its wall time (None: an earlier
+  run of `steps` steps found in `workdir`, read again)."""
+  metrics = Path(workdir) / 'metrics.jsonl'
+  wall = None
+  if not _finished(metrics, steps):
+    c = load_config(config_spec)
+    apply_overrides(c, overrides)
+    c.model.dtype = dtype
+    c.seed += seed_offset
+    c.train.steps = steps
+    c.train.checkpoint_every = steps
+    c.train.log_every = 1
+    t0 = time.time()
+    train(c, workdir, progress=False)
+    wall = time.time() - t0
+  return _steps(metrics), wall
+
+
+def _steps(metrics):
+  lines = [json.loads(l) for l in metrics.read_text().splitlines()]
+  return [l for l in lines if 'loss' in l]  # training steps only
+
+
+def _finished(metrics, steps):
+  return metrics.exists() and any(l['step'] == steps for l in _steps(metrics))
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--config', required=True)
   p.add_argument('--steps', type=int, default=200)
+  p.add_argument('--window', type=int, default=10,
+                 help='steps per row: the mean loss over them')
+  p.add_argument('--control', action='store_true',
+                 help='also a float32 run with seed + 1: the drift between '
+                 'two float32 runs, to judge bf16\'s by')
   p.add_argument('--workdir', default=None,
-                 help='parent folder of the float32/ and bfloat16/ runs')
+                 help='parent folder of the runs (float32/, bfloat16/, '
+                 'float32_seed1/); runs of --steps steps already there are '
+                 'read again instead of trained')
   a, rest = p.parse_known_args(argv)
   overrides = parse_override_args(rest)
   parent = Path(a.workdir or tempfile.mkdtemp(prefix='jaxlm-mp-'))
-  curves = {}
-  for dtype in ('float32', 'bfloat16'):
-    curves[dtype] = run(a.config, overrides, dtype, a.steps, parent / dtype)
-  (f32, t32), (b16, t16) = curves['float32'], curves['bfloat16']
+  runs = {'float32': ('float32', 0), 'bfloat16': ('bfloat16', 0)}
+  if a.control:
+    runs['float32_seed1'] = ('float32', 1)
+  curves = {k: run(a.config, overrides, dtype, a.steps, parent / k, offset)
+            for k, (dtype, offset) in runs.items()}
   print(f'## {a.config}: {a.steps} steps, float32 vs bfloat16 compute\n')
-  print('| step | loss float32 | loss bfloat16 | rel. diff |')
-  print('|---|---|---|---|')
-  for x, y in zip(f32, b16):
-    print(f'| {x["step"]} | {x["loss"]:.4f} | {y["loss"]:.4f} | '
-          f'{(y["loss"] - x["loss"]) / abs(x["loss"]):+.1%} |')
-  ips = lambda ls: sum(l.get('img_per_s', 0) for l in ls[1:]) / max(
-      len(ls) - 1, 1)
-  print(f'\nfloat32: {t32:.0f} s wall, {ips(f32):.1f} img/s; bfloat16: '
-        f'{t16:.0f} s wall, {ips(b16):.1f} img/s (runs in {parent})')
-
+  print(f'mean loss over windows of {a.window} steps' + (
+      '; the control is float32 with `seed` + 1 (other initial parameters '
+      'and batches): how far two float32 runs drift apart' if a.control
+      else '') + '\n')
+  f32 = curves['float32'][0]
+  others = [k for k in curves if k != 'float32']
+  print('| steps | loss float32 | ' + ' | '.join(
+      f'loss {k} | rel. diff' for k in others) + ' |')
+  print('|---|---|' + '---|---|' * len(others))
+  worst = dict.fromkeys(others, 0.0)
+  for i in range(0, a.steps, a.window):
+    x = np.mean([l['loss'] for l in f32[i:i + a.window]])
+    cells = []
+    for k in others:
+      y = np.mean([l['loss'] for l in curves[k][0][i:i + a.window]])
+      worst[k] = max(worst[k], abs(y - x) / abs(x))
+      cells.append(f'{y:.4f} | {(y - x) / abs(x):+.1%}')
+    last = min(i + a.window, len(f32))
+    print(f'| {f32[i]["step"]}-{f32[last - 1]["step"]} | {x:.4f} | ' +
+          ' | '.join(cells) + ' |')
+  print('\nlargest |rel. diff|: ' + ', '.join(
+      f'{k} {v:.1%}' for k, v in worst.items()))
+  ips = lambda ls: np.mean([l.get('img_per_s', 0) for l in ls[1:]])
+  print('; '.join(
+      f'{k}: ' + (f'{wall:.0f} s wall, ' if wall else 'read again, ') +
+      f'{ips(ls):.1f} img/s' for k, (ls, wall) in curves.items()) +
+        f' (runs in {parent})')
 
 if __name__ == '__main__':
   main()
