@@ -12,44 +12,68 @@ apart), their relative difference, and each run's img/s and wall time.
 `--control` adds a float32 run with `seed` + 1 (other initial parameters
 and batches): bf16's curve is within tolerance where it stays as close to
 float32's as that run does. Run folders go to a temporary directory unless
-`--workdir` is given; finished runs found there are read, not retrained.
+`--workdir` is given; finished runs found there are read, not retrained,
+if their saved config is the one this call would train (an error names the
+keys that differ otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from jaxlm.config import apply_overrides, load_config, parse_override_args
+from jaxlm import checkpoints
+from jaxlm.config import (apply_overrides, describe_differences, differences,
+                          load_config, parse_override_args)
+from jaxlm.errors import JaxlmError
 from jaxlm.train.loop import train
 
 
 def run(config_spec, overrides, dtype, steps, workdir, seed_offset=0):
   """One run's logged training steps and its wall time (None: an earlier
-  run of `steps` steps found in `workdir`, read again)."""
+  run of this config found finished in `workdir`, read again)."""
+  c = load_config(config_spec)
+  apply_overrides(c, overrides)
+  c.model.dtype = dtype
+  c.seed += seed_offset
+  c.train.steps = steps
+  c.train.checkpoint_every = steps
+  c.train.log_every = 1
   metrics = Path(workdir) / 'metrics.jsonl'
-  wall = None
-  if not _finished(metrics, steps):
-    c = load_config(config_spec)
-    apply_overrides(c, overrides)
-    c.model.dtype = dtype
-    c.seed += seed_offset
-    c.train.steps = steps
-    c.train.checkpoint_every = steps
-    c.train.log_every = 1
-    t0 = time.time()
-    train(c, workdir, progress=False)
-    wall = time.time() - t0
-  return _steps(metrics), wall
+  if _finished(metrics, steps):
+    _check_same_config(workdir, c)
+    return _steps(metrics), None
+  t0 = time.time()
+  train(c, workdir, progress=False)
+  return _steps(metrics), time.time() - t0
+
+
+def _check_same_config(workdir, config):
+  """A finished run is read again only if it trained this very config."""
+  saved, _ = checkpoints.read_run_metadata(workdir)
+  changed = differences(saved, config)
+  if changed:
+    raise JaxlmError(
+        f'{Path(workdir) / checkpoints.CONFIG_FILE}: the finished run there '
+        f'trained another config (saved -> now): '
+        f'{describe_differences(changed)}; use another --workdir')
 
 
 def _steps(metrics):
-  lines = [json.loads(l) for l in metrics.read_text().splitlines()]
+  """The logged training steps (a torn last line, from a run killed while
+  writing it, is left out)."""
+  lines = []
+  for line in metrics.read_text().splitlines():
+    try:
+      lines.append(json.loads(line))
+    except ValueError:
+      continue
   return [l for l in lines if 'loss' in l]  # training steps only
 
 
@@ -107,5 +131,9 @@ def main(argv=None):
       f'{ips(ls):.1f} img/s' for k, (ls, wall) in curves.items()) +
         f' (runs in {parent})')
 
+
 if __name__ == '__main__':
-  main()
+  try:
+    main()
+  except JaxlmError as e:  # one line, no traceback
+    sys.exit(f'mixed_precision.py: {e}')

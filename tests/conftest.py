@@ -46,15 +46,21 @@ def real_samples():
   return REAL_SAMPLES
 
 
+# The sizes of a very small TUFA (`configs/tufa_demo.py` otherwise).
+TINY_TUFA = {'model.variant': 'Ti/16:depth=1', 'model.decoder_layers': 2,
+             'model.decoder_mlp': 64, 'model.head_hidden': 32,
+             'data.num_anchors': 8}
+# The same as command-line overrides, for tests that go through argv.
+TINY_TUFA_ARGS = [f'--config.{k}={v}' for k, v in TINY_TUFA.items()]
+
+
 def tiny_config(steps=4, image_size=64):
   """A very small TUFA on synthetic faces, for fast end-to-end tests."""
   from jaxlm.config import load_config
   c = load_config(str(ROOT / 'configs' / 'tufa_demo.py'))
-  c.model.variant = 'Ti/16:depth=1'
-  c.model.decoder_layers = 2
-  c.model.decoder_mlp = 64
-  c.model.head_hidden = 32
-  c.data.num_anchors = 8
+  for key, value in TINY_TUFA.items():
+    section, name = key.split('.')
+    c[section][name] = value
   return _small_run(c, steps, image_size)
 
 

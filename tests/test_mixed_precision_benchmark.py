@@ -1,20 +1,22 @@
 """benchmarks/mixed_precision.py on a tiny TUFA: float32, bf16 and the
-float32 control (seed + 1) runs train, the table compares their windows,
-and a second call reads the finished runs instead of training them again."""
+float32 control (seed + 1) runs train with their own dtype and seed, the
+table compares their windows, a second call reads the finished runs
+instead of training them again, and a call with another config refuses
+them."""
 
+import json
 import re
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, TINY_TUFA_ARGS
+from jaxlm.errors import JaxlmError
 
 sys.path.insert(0, str(ROOT / 'benchmarks'))
 import mixed_precision  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-TINY = ['--config.model.variant=Ti/16:depth=1', '--config.model.decoder_layers=1',
-        '--config.model.decoder_mlp=64', '--config.model.head_hidden=32',
-        '--config.data.num_anchors=8', '--config.data.image_size=32',
+TINY = [*TINY_TUFA_ARGS, '--config.data.image_size=32',
         '--config.data.mean_shape_samples=8', '--config.train.batch_size=2',
         '--config.optim.warmup_steps=0', '--config.data.threads=1']
 
@@ -35,10 +37,15 @@ def test_three_runs_compared_by_window_then_read_again(tmp_path, capsys):
   assert ctl != f32  # another seed: other parameters and batches
   assert 'largest |rel. diff|: bfloat16' in out
   assert out.count('s wall') == 3
-  for name in ('float32', 'bfloat16', 'float32_seed1'):
-    assert (tmp_path / name / 'metrics.jsonl').exists()
+  saved = {name: json.loads((tmp_path / name / 'config.json').read_text())
+           for name in ('float32', 'bfloat16', 'float32_seed1')}
+  assert [(c['model']['dtype'], c['seed']) for c in saved.values()] == [
+      ('float32', 0), ('bfloat16', 0), ('float32', 1)]
   mixed_precision.main(args)
   again = capsys.readouterr().out
   assert again.count('read again') == 3, again
   assert re.findall(r'^\|.*\|$', again, re.M) == re.findall(
       r'^\|.*\|$', out, re.M)
+  # a finished run of another config is not taken for this one
+  with pytest.raises(JaxlmError, match=r'float32/config\.json.*optim\.lr'):
+    mixed_precision.main([*args, '--config.optim.lr=0.123'])

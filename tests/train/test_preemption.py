@@ -20,15 +20,13 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import TINY_TUFA_ARGS
 from jaxlm import checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 10
-ARGS = ['--config', 'configs/tufa_demo.py', '--no-progress',
-        '--config.model.variant=Ti/16:depth=1',
-        '--config.model.decoder_layers=2', '--config.model.decoder_mlp=64',
-        '--config.model.head_hidden=32', '--config.data.image_size=64',
-        '--config.data.num_anchors=8', '--config.data.mean_shape_samples=8',
+ARGS = ['--config', 'configs/tufa_demo.py', '--no-progress', *TINY_TUFA_ARGS,
+        '--config.data.image_size=64', '--config.data.mean_shape_samples=8',
         '--config.train.batch_size=4', f'--config.train.steps={STEPS}',
         '--config.train.log_every=1', '--config.train.checkpoint_every=3',
         '--config.optim.warmup_steps=0', '--config.train.log_example_ids=True']
