@@ -46,9 +46,10 @@ def run(config_spec, overrides, dtype, steps, workdir, seed_offset=0):
   c.train.checkpoint_every = steps
   c.train.log_every = 1
   metrics = Path(workdir) / 'metrics.jsonl'
-  if _finished(metrics, steps):
+  logged = _steps(metrics) if metrics.exists() else []
+  if any(l['step'] == steps for l in logged):  # finished before
     _check_same_config(workdir, c)
-    return _steps(metrics), None
+    return logged, None
   t0 = time.time()
   train(c, workdir, progress=False)
   return _steps(metrics), time.time() - t0
@@ -77,10 +78,6 @@ def _steps(metrics):
   return [l for l in lines if 'loss' in l]  # training steps only
 
 
-def _finished(metrics, steps):
-  return metrics.exists() and any(l['step'] == steps for l in _steps(metrics))
-
-
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--config', required=True)
@@ -92,8 +89,8 @@ def main(argv=None):
                  'two float32 runs, to judge bf16\'s by')
   p.add_argument('--workdir', default=None,
                  help='parent folder of the runs (float32/, bfloat16/, '
-                 'float32_seed1/); runs of --steps steps already there are '
-                 'read again instead of trained')
+                 'float32_seed1/); finished runs of the same config there '
+                 'are read again instead of trained')
   a, rest = p.parse_known_args(argv)
   overrides = parse_override_args(rest)
   parent = Path(a.workdir or tempfile.mkdtemp(prefix='jaxlm-mp-'))
