@@ -38,7 +38,8 @@ with the offsets off. `model.offset_scale` (a proposal, the paper is
 silent) slows δ: at 0.1, 9.4° with a lower landmark error than either
 (`benchmarks/results/infinite3d_synthetic_cpu.md`, 2026-12-06). The
 default stays 1.0: the CPU demo (`configs/infinite3d_demo.py`) trains with
-0.1, and its small CNN still learned no pose in 1200 steps (2026-12-07).
+0.1; its small CNN learned no pose in 1200 steps and part of it in 3600
+(15.7° against 25.9° for a frontal guess; 2026-12-07), not measured at 1.0.
 
 Coordinates: crop units of I are the family API's (`family.py`); screen
 units s = 2c - 1 of I and I' ([-1, 1], x right, y down); the sampler's
