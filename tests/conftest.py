@@ -46,21 +46,20 @@ def real_samples():
   return REAL_SAMPLES
 
 
-# The sizes of a very small TUFA (`configs/tufa_demo.py` otherwise).
-TINY_TUFA = {'model.variant': 'Ti/16:depth=1', 'model.decoder_layers': 2,
-             'model.decoder_mlp': 64, 'model.head_hidden': 32,
-             'data.num_anchors': 8}
-# The same as command-line overrides, for tests that go through argv.
-TINY_TUFA_ARGS = [f'--config.{k}={v}' for k, v in TINY_TUFA.items()]
+# The sizes of a very small TUFA (`configs/tufa_demo.py` otherwise), as
+# command-line overrides: tests that go through argv pass them as they are.
+TINY_TUFA_ARGS = ['--config.model.variant=Ti/16:depth=1',
+                  '--config.model.decoder_layers=2',
+                  '--config.model.decoder_mlp=64',
+                  '--config.model.head_hidden=32',
+                  '--config.data.num_anchors=8']
 
 
 def tiny_config(steps=4, image_size=64):
   """A very small TUFA on synthetic faces, for fast end-to-end tests."""
-  from jaxlm.config import load_config
+  from jaxlm.config import apply_overrides, load_config, parse_override_args
   c = load_config(str(ROOT / 'configs' / 'tufa_demo.py'))
-  for key, value in TINY_TUFA.items():
-    section, name = key.split('.')
-    c[section][name] = value
+  apply_overrides(c, parse_override_args(TINY_TUFA_ARGS))
   return _small_run(c, steps, image_size)
 
 
